@@ -1,0 +1,44 @@
+"The DVC pipeline on a fresh copy of the project, and the parameter file."
+import shutil
+import subprocess
+
+import yaml
+
+from accident_nbdev.core import DEFAULT_PARAMS, load_params
+from conftest import ROOT
+
+
+def _run(cmd, cwd, timeout=900):
+    cp = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert cp.returncode == 0, f'{" ".join(cmd)} failed\n{cp.stdout[-3000:]}\n{cp.stderr[-3000:]}'
+    return cp
+
+
+def test_params_yaml_matches_the_defaults():
+    data = yaml.safe_load((ROOT/'params.yaml').read_text())
+    def keys(d, pre=''):
+        return {pre + k for k in d} | {x for k, v in d.items() if isinstance(v, dict) for x in keys(v, pre + k + '.')}
+    assert keys(data) == keys(DEFAULT_PARAMS)
+    assert load_params(ROOT/'params.yaml') == DEFAULT_PARAMS     # the shipped file states the defaults
+
+
+def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
+    proj = tmp_path/'proj'
+    proj.mkdir()
+    for f in ('dvc.yaml', 'params.yaml', '.dvcignore'): shutil.copy(ROOT/f, proj/f)
+    shutil.copytree(ROOT/'accident_nbdev', proj/'accident_nbdev', ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copytree(ROOT/'.dvc', proj/'.dvc', ignore=shutil.ignore_patterns('cache', 'tmp'))
+    params = yaml.safe_load((proj/'params.yaml').read_text())
+    params['synth'].update(n_videos=10, resolutions=[[160, 120]], frame_rates=[8], duration=[8.0, 8.0])
+    params['prepare'].update(size=32, target_fps=4.0, clip_seconds=2.0)
+    params['probe']['folds'] = 2
+    (proj/'params.yaml').write_text(yaml.safe_dump(params))
+    _run(['git', 'init', '-q'], proj)
+    _run(['dvc', 'repro'], proj)
+    for f in ('data/raw/annotations.csv', 'data/prepared/clips.csv', 'reports/probe.json'): assert (proj/f).exists(), f
+    assert 'up to date' in _run(['dvc', 'status'], proj).stdout
+    _run(['dvc', 'push'], proj)
+    shutil.rmtree(proj/'data'); shutil.rmtree(proj/'.dvc'/'cache')
+    _run(['dvc', 'pull'], proj)
+    assert (proj/'data/prepared/clips.csv').exists() and any((proj/'data/raw').rglob('*.mp4'))
+    assert 'up to date' in _run(['dvc', 'status'], proj).stdout
