@@ -77,8 +77,7 @@ def cmd_synth(args) -> int:
     out = Path(args.out)
     ann = synth_dataset(out, p['n_videos'], params['seed'], p['layout'], p['time_of_day'], p['weather'], p['scenarios'],
                         p['accident_frac'], [tuple(r) for r in p['resolutions']], p['frame_rates'], tuple(p['duration']), p['workers'])
-    import json
-    m = json.loads((out/'synth.json').read_text())
+    m = ann.attrs
     print(f"\n{len(ann)} videos in {out} ({m['n_generated']} generated, {m['n_cached']} up to date"
           f"{', ' + str(m['n_failed']) + ' failed' if m['n_failed'] else ''}); annotations in {out/'annotations.csv'}")
     print(ann.groupby(['label', 'scenario']).size().rename('videos').to_string())

@@ -256,7 +256,6 @@ def render_background(cam: Camera, scene: Scene, look: Look, rng, ss: int = 2):
         others = [o for o in scene.roads if o is not rd]
         in_box = np.zeros((H, W), bool)
         for o in others:
-            oa = X if o.axis == 'z' else Z
             in_box |= _band(a if o.axis != rd.axis else c, o.centre, o.half + 4.5)
         mark = np.zeros((H, W), bool); mark_y = np.zeros((H, W), bool)
         road = _band(c, rd.centre, rd.half) & ~in_box
@@ -1678,13 +1677,15 @@ def synth_dataset(out: str | Path, n_videos: int = 200, seed: int = 42, layout: 
     args = dict(n_videos=n_videos, seed=seed, layout=layout, time_of_day=time_of_day, weather=weather,
                 scenarios=list(scenarios or []), accident_frac=accident_frac, resolutions=[list(r) for r in resolutions],
                 frame_rates=list(frame_rates), duration=list(duration), generator_version=GENERATOR_VERSION)
-    write_json_atomic(manifest, dict(args=args, videos=sorted(r['video'] for r in rows), n_failed=len(failed),
-                                     n_generated=sum(not r['cached'] for r in rows), n_cached=sum(r['cached'] for r in rows)))
+    # the manifest depends only on the arguments, so an unchanged rerun leaves the folder byte-identical (DVC sees no change)
+    write_json_atomic(manifest, dict(args=args, videos=sorted(r['video'] for r in rows), failed=sorted(r['video'] for r in failed)))
+    ann.attrs.update(n_generated=sum(not r['cached'] for r in rows), n_cached=sum(r['cached'] for r in rows), n_failed=len(failed))
     return ann
 
 # %% ../nbs/01_synth.ipynb #84161689
 def scenario_strip(spec: dict, n: int = 6, span: float = 3.0, folder: str | Path | None = None):
     "Generate the video of `spec` and return (annotation, frames around its moment as an [n,H,W,3] array)."
+    import tempfile
     from accident_nbdev.video import read_frames
     folder = Path(folder or tempfile.mkdtemp())
     ann = generate_video(spec, folder/'strip.mp4')
@@ -1696,6 +1697,7 @@ def scenario_strip(spec: dict, n: int = 6, span: float = 3.0, folder: str | Path
 
 def plot_strips(rows: list[tuple[str, dict]], n: int = 6):
     "One row of frames per (title, spec)."
+    import matplotlib.pyplot as plt
     fig, axs = plt.subplots(len(rows), 1, figsize=(2.2 * n, 1.75 * len(rows)))
     for ax, (title, spec) in zip(np.atleast_1d(axs), rows):
         ann, fr = scenario_strip(spec, n)

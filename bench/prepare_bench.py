@@ -60,7 +60,7 @@ def seed_method(paths: list[Path], out: Path) -> int:
         while start + CLIP_S <= dur + 1e-6:
             cap = cv2.VideoCapture(str(p))
             cap.set(cv2.CAP_PROP_POS_MSEC, start * 1000)
-            frames, k = [], 0
+            frames = []
             while len(frames) < int(CLIP_S * FPS):
                 ok, fr = cap.read()
                 if not ok: break

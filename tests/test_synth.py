@@ -56,7 +56,7 @@ def test_rerun_reuses_videos(tmp_path, small_params):
     before = _digest(out)
     cp = run_accident('--params', small_params, 'synth', out, '--n-videos', 3, '--layout', 'folders')
     assert '0 generated, 3 up to date' in cp.stdout and _digest(out) == before
-    assert json.loads((out/'synth.json').read_text())['n_cached'] == 3
+    assert json.loads((out/'synth.json').read_text())['failed'] == []
 
 
 def test_refuses_a_folder_of_other_files(tmp_path, small_params):
