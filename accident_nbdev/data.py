@@ -9,7 +9,6 @@ import functools
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
 

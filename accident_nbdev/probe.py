@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import AccidentError, get_logger, parallel_map, write_json_atomic
+from .core import AccidentError, parallel_map, write_json_atomic
 from .data import load_manifests
 
 # %% auto #0

@@ -6,7 +6,6 @@ generated per second, and the split of work (takes needed per video). Run:  pyth
 import argparse, json, os, shutil, tempfile, time
 from pathlib import Path
 
-import pandas as pd
 
 from accident_nbdev.core import load_params
 from accident_nbdev.synth import synth_dataset

@@ -1,7 +1,6 @@
 "Shared helpers for the integration tests: run the real `accident` command, build small datasets once."
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
