@@ -533,17 +533,21 @@ class Sim:
             return float(self._P[i, 0]), float(self._P[i, 1]), float(self._H[i])
         return self._pose(v)
 
-    def _pose(self, v: Vehicle):
-        if v.mode != 'drive': return v.x, v.z, v.heading
-        ln = self.lanes[v.lane]
-        lat, dlat = v.lat, 0.0
-        if v.latfn is not None:
-            lat, dlat = v.latfn(self.t); v.lat = lat
+    def _lateral(self, v: Vehicle) -> tuple[float, float]:
+        "Sideways offset from the lane centre and its rate, for a scripted path, a lane change, or neither."
+        if v.latfn is not None: lat, dlat = v.latfn(self.t)
         elif v.lc is not None:
             t0, dur, lat0 = v.lc
             u = (self.t - t0) / dur
             lat, dlat = lat0 * (1 - smoothstep(u)), -lat0 * dsmoothstep(u) / dur
-            v.lat = lat
+        else: return v.lat, 0.0
+        v.lat = lat
+        return lat, dlat
+
+    def _pose(self, v: Vehicle):
+        if v.mode != 'drive': return v.x, v.z, v.heading
+        ln = self.lanes[v.lane]
+        lat, dlat = self._lateral(v)
         x, z = ln.xz(v.s, lat)
         return x, z, ln.heading + math.atan2(dlat, max(v.v, 1.0))
 
@@ -592,12 +596,7 @@ class Sim:
         lat = np.zeros(n); dlat = np.zeros(n)
         drive = np.array([v.mode == 'drive' for v in vs], bool)
         for i, v in enumerate(vs):
-            if not drive[i]: continue
-            if v.latfn is not None: lat[i], dlat[i] = v.latfn(self.t); v.lat = lat[i]
-            elif v.lc is not None:
-                t0, dur, lat0 = v.lc; u = (self.t - t0) / dur
-                lat[i], dlat[i] = lat0 * (1 - smoothstep(u)), -lat0 * dsmoothstep(u) / dur; v.lat = lat[i]
-            else: lat[i] = v.lat
+            if drive[i]: lat[i], dlat[i] = self._lateral(v)
         P = self._O[lane] + s[:, None] * self._D[lane] + lat[:, None] * self._N[lane] if n else np.zeros((0, 2))
         H = self._HD[lane] + np.arctan2(dlat, np.maximum(sp, 1.0)) if n else np.zeros(0)
         V = sp[:, None] * np.stack([np.sin(H), np.cos(H)], 1) if n else np.zeros((0, 2))
@@ -747,9 +746,7 @@ def _free(sim: Sim, v: Vehicle):
     if v.mode != 'drive': return
     x, z, h = sim.pose(v)
     ln = sim.lanes[v.lane]
-    dlat = 0.0
-    if v.latfn is not None: dlat = v.latfn(sim.t)[1]
-    vel = v.v * ln.d + dlat * ln.n
+    vel = v.v * ln.d + sim._lateral(v)[1] * ln.n      # a car hit mid lane change keeps its sideways speed
     v.mode, v.x, v.z, v.heading, v.vx, v.vz = 'free', x, z, h, float(vel[0]), float(vel[1])
     v.mu = float(sim.rng.uniform(4.5, 8.0))
 
@@ -1576,7 +1573,7 @@ def generate_video(spec: dict, path, max_takes: int = 15) -> dict:
 LAYOUTS = ('tudat', 'folders')
 TIMES_OF_DAY = ('day', 'dusk', 'night', 'mixed')
 WEATHERS = ('clear', 'rain', 'fog', 'mixed')
-GENERATOR_VERSION = 1   # bump when a change alters the videos, so cached ones are regenerated
+GENERATOR_VERSION = 2   # bump when a change alters the videos, so cached ones are regenerated
 
 def scenario_fits(scenario: str, layout: str) -> bool:
     "Whether `scenario` can be staged on a road `layout` ('straight' or 'intersection')."

@@ -1,11 +1,10 @@
 """Benchmark: generate the default synthetic dataset (params.yaml `synth`: 200 videos of 8-12 s) and time it.
 
-Target: <= 5 minutes on a 2-core machine. Prints the wall time, videos per minute, seconds of video
-generated per second, and the split of work (takes needed per video). Run:  python bench/synth_bench.py
+Target: <= 5 minutes on a 2-core machine. Prints the wall time, videos per minute and how many times faster
+than real time the video is made. Run:  python bench/synth_bench.py
 """
 import argparse, json, os, shutil, tempfile, time
 from pathlib import Path
-
 
 from accident_nbdev.core import load_params
 from accident_nbdev.synth import synth_dataset
