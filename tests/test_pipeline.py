@@ -26,19 +26,26 @@ def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
     proj = tmp_path/'proj'
     proj.mkdir()
     for f in ('dvc.yaml', 'params.yaml', '.dvcignore'): shutil.copy(ROOT/f, proj/f)
+    (proj/'nbs').mkdir()
+    shutil.copy(ROOT/'nbs'/'03_train.ipynb', proj/'nbs')                       # the train stage runs it
     shutil.copytree(ROOT/'accident_nbdev', proj/'accident_nbdev', ignore=shutil.ignore_patterns('__pycache__'))
     shutil.copytree(ROOT/'.dvc', proj/'.dvc', ignore=shutil.ignore_patterns('cache', 'tmp'))
     params = yaml.safe_load((proj/'params.yaml').read_text())
-    params['synth'].update(n_videos=10, resolutions=[[160, 120]], frame_rates=[8], duration=[8.0, 8.0])
+    params['synth'].update(n_videos=16, resolutions=[[160, 120]], frame_rates=[8], duration=[8.0, 8.0])
     params['prepare'].update(size=32, target_fps=4.0, clip_seconds=2.0)
     params['probe']['folds'] = 2
+    params['train'].update(arch='small', freeze=0, frames=4, epochs=1, bs=8)
+    params['export']['quantize'] = False
     (proj/'params.yaml').write_text(yaml.safe_dump(params))
     _run(['git', 'init', '-q'], proj)
     _run(['dvc', 'repro'], proj)
-    for f in ('data/raw/annotations.csv', 'data/prepared/clips.csv', 'reports/probe.json'): assert (proj/f).exists(), f
+    for f in ('data/raw/annotations.csv', 'data/prepared/clips.csv', 'reports/probe.json', 'models/best.pth',
+              'reports/train.ipynb', 'reports/eval/metrics.json', 'models/serve/model.onnx', 'models/serve/model_card.json'):
+        assert (proj/f).exists(), f
     assert 'up to date' in _run(['dvc', 'status'], proj).stdout
     _run(['dvc', 'push'], proj)
     shutil.rmtree(proj/'data'); shutil.rmtree(proj/'.dvc'/'cache')
     _run(['dvc', 'pull'], proj)
     assert (proj/'data/prepared/clips.csv').exists() and any((proj/'data/raw').rglob('*.mp4'))
+    assert (proj/'models/serve/model.onnx').exists()
     assert 'up to date' in _run(['dvc', 'status'], proj).stdout

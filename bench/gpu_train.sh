@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# GPU check of the training notebook: build the default data, run nbs/03_train.ipynb through Papermill on CUDA,
+# evaluate, and compare a few architectures with the same budget. Prints train.json/metrics summaries.
+# Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
+# Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run).
+# Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
+set -euo pipefail
+OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
+RUNS=${RUNS:-small efficientnet_lite0 r2plus1d_18}
+mkdir -p "$OUT"
+if [ -d .whl ] && ! python3 -c 'import fastai' 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+export PYTHONPATH=${PYTHONPATH:-$PWD} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+ACC="python3 -c 'from accident_nbdev.cli import run; run()'"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+python3 -c 'import torch, fastai; print("torch", torch.__version__, "fastai", fastai.__version__, "cuda", torch.cuda.is_available())'
+t0=$(date +%s)
+if [ ! -f "$DATA/prepared/clips.csv" ]; then
+  eval $ACC -q synth "$DATA/raw" --workers 0
+  eval $ACC -q prepare "$DATA/raw" --out "$DATA/prepared"
+fi
+echo "data ready in $(( $(date +%s) - t0 )) s"
+python3 - "$OUT" "$EPOCHS" "$DEVICE" "$DATA/prepared" $RUNS <<'EOF'
+import json, sys, time, warnings
+from pathlib import Path
+warnings.filterwarnings('ignore')
+import papermill as pm
+out, epochs, device, prepared, names = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]).resolve(), sys.argv[5:]
+from accident_nbdev.evaluate import evaluate_model
+runs = [('small', dict(arch='small', frames=16, bs=32, lr=3e-3)),
+        ('efficientnet_lite0', dict(arch='efficientnet_lite0', frames=16, bs=32, lr=1e-3)),
+        ('r2plus1d_18', dict(arch='r2plus1d_18', frames=16, bs=32, lr=1e-3))]
+runs = [r for r in runs if r[0] in names]
+for i, (name, kw) in enumerate(runs):
+    d = Path('bench/results/models')/name
+    t = time.time()
+    params = dict(prepared=str(prepared), out=str(d.resolve()), epochs=epochs, device=device,
+                  workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, **kw)
+    try:
+        if i == 0: pm.execute_notebook('nbs/03_train.ipynb', str(out/'train_gpu.ipynb'), parameters=params, kernel_name='python3',
+                                       cwd='nbs', progress_bar=False)   # the notebook's own run
+        else:
+            from accident_nbdev.training import train_model
+            train_model(**params, show_progress=False)
+        m = evaluate_model(d, prepared, Path('bench/results/eval')/name, device=device)
+        s = json.loads((d/'train.json').read_text())
+        res = dict(run=name, wall_s=round(time.time() - t, 1), train_s=s['train_seconds'], best_valid_auroc=s['best_valid_auroc'],
+                   profile=s['profile'], valid_clip_auroc=m['clip']['valid']['auroc'], test_clip_auroc=m['clip']['test']['auroc'], test_video_auroc=m['video']['test']['max']['auroc'],
+                   onset=m['onset'], test_video_breakdown=m['breakdown'].get('scenario'))
+    except Exception as e:
+        res = dict(run=name, error=repr(e)[:500])
+    print('RESULT', json.dumps(res), flush=True)
+    (out/f'result_{name}.json').write_text(json.dumps(res, indent=1))
+EOF

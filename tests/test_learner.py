@@ -1,0 +1,118 @@
+"""The learner end to end through the real `accident` command on a small generated dataset: training through
+Papermill, evaluation, ONNX export, prediction; and the bad-input messages."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SMALL_PREPARE, SMALL_SYNTH, run_accident, write_params
+
+SMALL_TRAIN = dict(arch='small', freeze=0, frames=4, epochs=2, bs=8, patience=2)
+
+
+@pytest.fixture(scope='module')
+def project(tmp_path_factory):
+    "A small project folder (params.yaml + the training notebook), run through synth -> ... -> export."
+    proj = tmp_path_factory.mktemp('proj')
+    write_params(proj/'params.yaml', synth=SMALL_SYNTH, prepare=SMALL_PREPARE, train=SMALL_TRAIN)
+    (proj/'nbs').mkdir()
+    shutil.copy(ROOT/'nbs'/'03_train.ipynb', proj/'nbs')
+    run_accident('synth', 'data/raw', '--n-videos', 16, '--seed', 5, cwd=proj)
+    run_accident('prepare', 'data/raw', '--out', 'data/prepared', cwd=proj)
+    (proj/'train_stdout.txt').write_text(run_accident('train', cwd=proj).stdout)
+    run_accident('evaluate', cwd=proj)
+    run_accident('export', cwd=proj)
+    return proj
+
+
+def test_training_ran_through_papermill(project):
+    nb = json.loads((project/'reports'/'train.ipynb').read_text())
+    assert 'papermill' in nb['metadata']
+    injected = [c for c in nb['cells'] if 'injected-parameters' in c.get('metadata', {}).get('tags', [])]
+    assert injected and 'epochs = 2' in ''.join(injected[0]['source'])
+    s = json.loads((project/'models'/'train.json').read_text())
+    assert s['arch'] == 'small' and s['frames'] == 4 and 1 <= s['epochs_run'] <= 2
+    assert 0 <= s['best_valid_auroc'] <= 1
+    p = json.loads((project/'models'/'profile.json').read_text())
+    assert p['load_s_mean'] > 0 and p['step_s_mean'] > 0 and p['load_step_ratio'] == pytest.approx(p['load_s_mean'] / p['step_s_mean'])
+    assert len(pd.read_csv(project/'models'/'train_log.csv')) == s['epochs_run']
+    assert (project/'dvclive'/'metrics.json').exists()
+    assert 'best validation AUROC' in (project/'train_stdout.txt').read_text()
+
+
+def test_metrics_schema_and_threshold_from_validation(project):
+    from accident_nbdev.evaluate import binary_metrics, choose_threshold
+    m = json.loads((project/'reports'/'eval'/'metrics.json').read_text())
+    for k in ('threshold', 'video_threshold', 'video_agg', 'clip', 'video', 'onset', 'breakdown', 'model'): assert k in m, k
+    for split in ('valid', 'test'):
+        for k in ('auroc', 'auprc', 'accuracy', 'precision', 'recall', 'f1', 'tp', 'fp', 'tn', 'fn'): assert k in m['clip'][split]
+    assert set(m['video']['test']) == {'max', 'mean', 'topk'}
+    for k in ('median_abs_error_s', 'mean_abs_error_s', 'score_sigma_0.5', 'score_sigma_1', 'score_sigma_2'): assert k in m['onset']
+    pred = pd.read_csv(project/'reports'/'eval'/'predictions.csv')
+    va, te = pred[pred.split == 'valid'], pred[pred.split == 'test']
+    assert m['threshold'] == pytest.approx(choose_threshold(va.label, va.p))          # chosen on validation ...
+    assert m['clip']['test'] == pytest.approx(binary_metrics(te.label, te.p, m['threshold']))   # ... applied to test
+    for f in ('curves.png', 'confusion.png', 'timelines.png'): assert (project/'reports'/'eval'/f).stat().st_size > 1000
+
+
+def test_export_parity_and_card(project):
+    import torch
+    from accident_nbdev.evaluate import load_trained
+    from accident_nbdev.export import clip_frames, frames_model, ort_session, run_onnx
+    serve = project/'models'/'serve'
+    card = json.loads((serve/'model_card.json').read_text())
+    assert card['model']['parity_max_abs_diff'] <= 1e-4
+    assert card['threshold'] == json.loads((project/'reports'/'eval'/'metrics.json').read_text())['threshold']
+    pre = card['preprocessing']
+    assert (pre['fps'], pre['size'], pre['frames']) == (4.0, 32, 4) and len(card['data']['manifest_sha1']) == 40
+    assert 'auroc_change' in card['quantized'] and (serve/'model.int8.onnx').exists()
+    assert (serve/'model_card.md').read_text().startswith('# Model card')
+    # an independent parity check on other real clips, with a batch size the export never saw
+    model, info = load_trained(project/'models')
+    clips = pd.read_csv(project/'data'/'prepared'/'clips.csv')
+    x = clip_frames(project/'data'/'prepared', clips[clips.split == 'test'].head(7), info['frames'])
+    with torch.no_grad(): ref = frames_model(model, info['mean'], info['std'])(torch.from_numpy(x)).numpy()
+    assert np.abs(run_onnx(ort_session(serve/'model.onnx'), x) - ref).max() <= 1e-4
+
+
+def test_predict_cli(project):
+    videos = sorted((project/'data'/'raw').rglob('*.mp4'))[:2]
+    cp = run_accident('predict', *videos, '--json', cwd=project)
+    res = json.loads(cp.stdout)
+    assert len(res) == 2
+    for r in res:
+        assert r['label'] in ('accident', 'normal') and 0 <= r['probability'] <= 1 and r['n_windows'] == len(r['windows']) >= 1
+        assert r['windows'][0]['start_s'] == 0 and r['model_version'] == json.loads((project/'models'/'serve'/'model_card.json').read_text())['version']
+    txt = run_accident('predict', videos[0], cwd=project).stdout
+    assert ('ACCIDENT' in txt or 'NORMAL' in txt) and ' s ' in txt
+    bad = run_accident('predict', project/'nothing.mp4', cwd=project, check=False)
+    assert bad.returncode == 2 and 'no such file' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_bad_input_messages(project, tmp_path):
+    cp = run_accident('train', tmp_path/'missing', cwd=project, check=False)
+    assert cp.returncode == 2 and 'accident prepare' in cp.stderr and 'Traceback' not in cp.stderr
+    cp = run_accident('train', '--arch', 'vgg16', cwd=project, check=False)
+    assert cp.returncode == 2 and 'known: small, efficientnet_lite0' in cp.stderr
+    # a validation split with one class only: refused before training starts
+    bad = tmp_path/'prepared'
+    shutil.copytree(project/'data'/'prepared', bad)
+    clips = pd.read_csv(bad/'clips.csv')
+    clips.loc[clips.split == 'valid', 'label'] = 0
+    clips.to_csv(bad/'clips.csv', index=False)
+    cp = run_accident('train', bad, '--out', tmp_path/'m', cwd=project, check=False)
+    assert cp.returncode == 2 and 'holds only class 0' in cp.stderr and not (tmp_path/'m').exists()
+    cp = run_accident('export', '--metrics', tmp_path/'none.json', cwd=project, check=False)
+    assert cp.returncode == 2 and 'accident evaluate' in cp.stderr
+
+
+def test_efficientnet_lite0_weights_from_the_wheel():
+    "The wheel's lukemelas-style weights, renamed, load strictly into timm's model and classify ImageNet images."
+    from skimage import data
+    from accident_nbdev.learner import efficientnet_lite0, imagenet_top5
+    m = efficientnet_lite0(pretrained=True)
+    cat, cup = imagenet_top5(m, data.chelsea()), imagenet_top5(m, data.coffee())
+    assert cat[0] == 282 and {281, 285} & set(cat)          # tiger cat; tabby / Egyptian cat among the top 5
+    assert cup[0] == 967                                      # espresso
