@@ -176,7 +176,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                            num_workers=nw, device=dev, seed=seed)
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, path=out,
                              model_dir='.', wd=weight_decay)
-    if not show_progress: learn.remove_cb(learn.progress) if hasattr(learn, 'progress') else None
+    if not show_progress and hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
     if dev.type == 'cuda': learn.to_fp16()
     last = out/'last.pth'
     start, best = 0, None
@@ -199,7 +199,8 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     secs = time.time() - t0
     learn.model.load_state_dict(torch.load(out/'best.pth', map_location=dev, weights_only=True))
     n_rows = len(pd.read_csv(out/'train_log.csv')) if (out/'train_log.csv').exists() else 0
-    summary = dict(arch=arch, pretrained=pretrained, freeze=freeze, frames=frames, size=size or int(dls.one_batch()[0].shape[-1]),
+    stored = np.load(prepared/dls.train.items[0]['frames_file'], mmap_mode='r').shape[1]      # frames as prepared
+    summary = dict(arch=arch, pretrained=pretrained, freeze=freeze, frames=frames, size=size or int(stored),
                    epochs=epochs, lr=lr, bs=bs, weight_decay=weight_decay, seed=seed, device=str(dev),
                    mean=list(mean), std=list(std), best_valid_auroc=None if save.best is None else float(save.best),
                    epochs_run=n_rows, train_seconds=round(secs, 1),
