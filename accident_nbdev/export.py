@@ -63,12 +63,8 @@ def ort_session(path: str | Path, threads: int = 0):
 # %% ../nbs/05_export.ipynb #784c4c1d
 def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int) -> np.ndarray:
     "uint8 frames `[N,T,H,W,3]` of the rows of `clips`, sampled at segment centres (as serving samples)."
-    from accident_nbdev.data import sample_indices
-    prepared, out, cache = Path(prepared), [], {}
-    for r in clips.itertuples():
-        a = cache.setdefault(r.frames_file, np.load(prepared/r.frames_file, mmap_mode='r'))
-        out.append(np.asarray(a[r.start_frame + sample_indices(r.n_frames, n_frames)]))
-    return np.stack(out)
+    from accident_nbdev.data import load_clip, sample_indices
+    return np.stack([load_clip(prepared, r)[sample_indices(int(r['n_frames']), n_frames)] for r in clips.to_dict('records')])
 
 def run_onnx(sess, frames: np.ndarray, bs: int = 32) -> np.ndarray:
     "Accident probabilities for uint8 frames `[N,T,H,W,3]`, in batches."
