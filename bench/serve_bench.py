@@ -1,0 +1,139 @@
+"""Benchmark of the inference service on this machine.
+
+Starts the real server (`accident serve`, uvicorn) on loopback, drives N concurrent Locust users for T seconds
+with a default-size clip (one window of the served model as an .npz) and then with a 30 s video, and reports
+req/s, p50/p95/p99, errors and the server's RSS before and after. Then, in this process: ONNX Runtime against
+PyTorch eager for the same model and input (needs the trained `models/best.pth`; skipped without it), and a whole
+30 s video scored against real time.
+
+    python bench/serve_bench.py [--users 4] [--seconds 30] [--model DIR] [--out bench/results/serve.json]
+
+Locust runs in its own process (bench/locustfile.py): its gevent monkey-patching breaks other libraries."""
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tests'))
+from serving import running  # noqa: E402  (the same launcher as the tests)
+
+from accident_nbdev.predict import AccidentDetector, resolve_model_dir  # noqa: E402
+
+
+def video_30s(folder: Path) -> Path:
+    "A 30 s, 640x360, 12 fps synthetic roadside video with a rear-end collision."
+    from accident_nbdev.synth import generate_video
+    f = folder/'video30.mp4'
+    if not f.exists():
+        generate_video(dict(index=0, seed=30, label=1, scenario='rear_end', layout='straight', time_of_day='day', weather='clear',
+                            width=640, height=360, fps=12, duration=30.0, crf=23, preset='superfast'), f)
+    return f
+
+
+def locust(url: str, users: int, seconds: int, payload: Path | None, tag: str, tmp: Path) -> dict:
+    "One headless Locust run; its /predict figures from the stats CSV."
+    env = dict(os.environ, **({'ACCIDENT_LOAD_FILE': str(payload)} if payload else {}))
+    prefix = tmp/tag
+    cp = subprocess.run(['locust', '-f', str(ROOT/'bench'/'locustfile.py'), '--headless', '-u', str(users), '-r', str(users),
+                         '-t', f'{seconds}s', '--host', url, '--csv', str(prefix), '--only-summary'],
+                        capture_output=True, text=True, env=env, timeout=seconds + 120)
+    rows = {r['Name']: r for r in csv.DictReader(open(f'{prefix}_stats.csv'))}
+    r = rows.get('/predict')
+    if r is None: raise SystemExit(f'locust made no /predict requests:\n{cp.stdout[-2000:]}\n{cp.stderr[-2000:]}')
+    return dict(requests=int(r['Request Count']), errors=int(r['Failure Count']), rps=float(r['Requests/s']),
+                p50_ms=float(r['50%']), p95_ms=float(r['95%']), p99_ms=float(r['99%']), mean_ms=float(r['Average Response Time']))
+
+
+def ort_vs_torch(model_dir: Path, card: dict, threads: int, reps: int = 30) -> dict | None:
+    "Seconds per call of the same model in ONNX Runtime and PyTorch eager, batch 1 and 8 windows, same threads."
+    train_dir = ROOT/'models'
+    if not (train_dir/'best.pth').exists(): return None
+    import torch
+    from accident_nbdev.evaluate import load_trained
+    from accident_nbdev.export import frames_model
+    model, info = load_trained(train_dir)
+    if info.get('version', card['version']) != card['version'] and card['version'] not in str(info):
+        pass  # the card and the checkpoint come from the same `dvc repro`; compared as the same architecture either way
+    torch.set_num_threads(threads)
+    wrapped = frames_model(model, info['mean'], info['std'])
+    det = AccidentDetector(model_dir, threads=threads)
+    p = card['preprocessing']
+    out = {}
+    for bs in (1, 8):
+        x = np.random.default_rng(0).integers(0, 256, (bs, p['frames'], p['size'], p['size'], 3), dtype=np.uint8)
+        xt = torch.from_numpy(x)
+        def t_ort(): det.score_windows(x)
+        def t_pt():
+            with torch.inference_mode(): wrapped(xt)
+        res = {}
+        for name, f in (('onnxruntime', t_ort), ('pytorch', t_pt)):
+            for _ in range(3): f()
+            t0 = time.perf_counter()
+            for _ in range(reps): f()
+            res[name] = (time.perf_counter() - t0) / reps
+        out[f'batch{bs}'] = dict(onnxruntime_ms=res['onnxruntime'] * 1000, pytorch_ms=res['pytorch'] * 1000,
+                                 speedup=res['pytorch'] / res['onnxruntime'])
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--users', type=int, default=4)
+    ap.add_argument('--seconds', type=int, default=30)
+    ap.add_argument('--model', help='exported model folder (default: models/serve, else the bundled demo model)')
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument('--out', default=str(ROOT/'bench'/'results'/'serve.json'))
+    a = ap.parse_args()
+    model_dir = resolve_model_dir(a.model)
+    tmp = Path(tempfile.mkdtemp(prefix='serve-bench-'))
+    video = video_30s(tmp)
+    res = dict(machine=dict(cpus=os.cpu_count(), threads=a.threads), model=str(model_dir), users=a.users, seconds=a.seconds)
+    with running(['serve', '--model', str(model_dir), '--no-ui', '--log-dir', str(tmp/'log')], '/ready') as (url, proc):
+        card = httpx.get(url + '/model').json()
+        rss = psutil.Process(proc.pid)
+        res['rss_before_mb'] = rss.memory_info().rss / 2**20
+        print(f"model {card['version']} on {url}; {a.users} users x {a.seconds} s per run")
+        res['clip'] = locust(url, a.users, a.seconds, None, 'clip', tmp)
+        res['rss_after_clip_mb'] = rss.memory_info().rss / 2**20
+        res['video30'] = locust(url, a.users, a.seconds, video, 'video30', tmp)
+        res['rss_after_mb'] = rss.memory_info().rss / 2**20
+        one = httpx.post(url + '/predict', files={'file': (video.name, video.read_bytes())}, timeout=120).json()
+        res['video30']['one_request'] = dict(timing=one['timing'], n_windows=one['n_windows'])
+    det = AccidentDetector(model_dir, threads=a.threads)
+    det.predict_video(video)
+    t0 = time.perf_counter(); r = det.predict_video(video); dt = time.perf_counter() - t0
+    res['video30_inprocess'] = dict(seconds=dt, decode_s=r['decode_s'], inference_s=r['inference_s'], n_windows=r['n_windows'],
+                                    x_realtime=r['duration_s'] / dt)
+    res['ort_vs_torch'] = ort_vs_torch(model_dir, card, a.threads)
+
+    c, v = res['clip'], res['video30']
+    print(f"\n{'payload':<22}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
+    for name, x in (('default clip (.npz)', c), ('30 s video (.mp4)', v)):
+        print(f"{name:<22}{x['rps']:>8.1f}{x['p50_ms']:>9.0f}{x['p95_ms']:>9.0f}{x['p99_ms']:>9.0f}{x['errors']:>8}{x['requests']:>10}")
+    print(f"server RSS: {res['rss_before_mb']:.0f} MB before, {res['rss_after_clip_mb']:.0f} MB after the clip run, "
+          f"{res['rss_after_mb']:.0f} MB after the video run")
+    iv = res['video30_inprocess']
+    print(f"30 s video in process: {iv['seconds']:.2f} s ({iv['decode_s']:.2f} s decode, {iv['inference_s']:.2f} s model, "
+          f"{iv['n_windows']} windows) = {iv['x_realtime']:.0f}x real time; over HTTP, one request: {one['timing']}")
+    if res['ort_vs_torch']:
+        for k, x in res['ort_vs_torch'].items():
+            print(f"{k}: ONNX Runtime {x['onnxruntime_ms']:.1f} ms, PyTorch eager {x['pytorch_ms']:.1f} ms -> {x['speedup']:.2f}x")
+    else: print('ONNX Runtime vs PyTorch: skipped (no models/best.pth: run `dvc repro` first)')
+    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+    tmpf = out.with_suffix('.tmp'); tmpf.write_text(json.dumps(res, indent=2)); tmpf.replace(out)
+    print(f'\nwritten {out}')
+    return 0
+
+
+if __name__ == '__main__': sys.exit(main())
