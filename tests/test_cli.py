@@ -104,3 +104,18 @@ def test_bad_parameter_file(tmp_path):
     (tmp_path/'p.yaml').write_text('prepare:\n  clip_secs: 3\n')
     cp = run_accident('--params', tmp_path/'p.yaml', 'prepare', tmp_path, check=False)
     assert cp.returncode == 2 and "unknown parameter 'prepare.clip_secs'" in cp.stderr
+
+
+def test_evaluate_videos(tmp_path):
+    "`accident evaluate-videos` scores a labelled folder through the serving path and writes its summary."
+    import json, shutil
+    from accident_nbdev.app import example_videos
+    from accident_nbdev.predict import bundled_model_dir
+    acc, normal = example_videos(tmp_path/'cache')
+    for cls, v in (('accident', acc), ('normal', normal)):
+        (tmp_path/'videos'/cls).mkdir(parents=True); shutil.copy(v, tmp_path/'videos'/cls/v.name)
+    cp = run_accident('evaluate-videos', tmp_path/'videos', '--model', bundled_model_dir(), '--out', tmp_path/'s.json')
+    assert 'video AUROC' in cp.stdout and '2 videos (1 accidents)' in cp.stdout, cp.stdout
+    s = json.loads((tmp_path/'s.json').read_text())
+    assert s['n_videos'] == 2 and s['video']['positives'] == 1 and s['model_version'] in cp.stdout
+    assert run_accident('evaluate-videos', tmp_path/'nowhere', check=False).returncode == 2
