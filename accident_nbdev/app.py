@@ -57,8 +57,14 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
         if last is None: raise AccidentError(f'{path}: no decodable frame')
         return last.to_ndarray(format='rgb24')
 
-def analyse_video(det: AccidentDetector, path: str | Path, threshold: float | None = None, max_seconds: float = 300.0) -> dict:
-    "`det.predict_video` plus the label at `threshold` (default: the card's) and the frame at the peak window."
+def analyse_video(det: AccidentDetector, path: str | Path, threshold: float | None = None, max_seconds: float = 300.0,
+                  max_side: int = 4096) -> dict:
+    """`det.predict_video` plus the label at `threshold` (default: the card's) and the frame at the peak window. Videos
+    longer than `max_seconds` or with frames larger than `max_side` are refused before they are decoded."""
+    from accident_nbdev.video import probe_video
+    meta = probe_video(path, max_side=max_side)
+    if meta['duration'] > max_seconds + 0.5:
+        raise AccidentError(f"the video lasts {meta['duration']:.0f} s (at most {max_seconds:.0f} s)")
     r = det.predict_video(path, max_seconds=max_seconds)
     if threshold is not None:
         r['threshold'] = threshold
@@ -91,14 +97,14 @@ def verdict_markdown(r: dict) -> str:
 
 # %% ../nbs/07_app.ipynb #92de2057
 def build_demo(get_detector: Callable[[], AccidentDetector] | AccidentDetector, threshold: float | None = None,
-               max_seconds: float = 300.0):
+               max_seconds: float = 300.0, max_side: int = 4096):
     "The Gradio page; `get_detector` is a detector or a function that returns the loaded one (or raises)."
     import gradio as gr
     get = get_detector if callable(get_detector) else (lambda: get_detector)
 
     def analyse(video):
         if not video: raise gr.Error('Upload a video or pick an example first.')
-        try: r = analyse_video(get(), video, threshold, max_seconds)
+        try: r = analyse_video(get(), video, threshold, max_seconds, max_side)
         except AccidentError as e: raise gr.Error(f'Cannot analyse this video: {e}') from None
         except Exception as e:
             if getattr(e, 'status_code', None) == 503: raise gr.Error(f'The model is not loaded yet: {getattr(e, "detail", e)}') from None
@@ -126,4 +132,5 @@ def run_demo(model_dir: str | Path | None = None, host: str = '127.0.0.1', port:
     "Launch the page on its own (blocks until stopped)."
     from accident_nbdev.predict import resolve_model_dir
     det = AccidentDetector(resolve_model_dir(model_dir))
-    build_demo(det, threshold).launch(server_name=host, server_port=port, ssr_mode=False, footer_links=[], show_error=True)
+    build_demo(det, threshold).launch(server_name=host, server_port=port, ssr_mode=False, footer_links=[], show_error=True,
+                                      max_file_size='100mb')

@@ -127,10 +127,10 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: str | Path
     """Compare `current` with `reference` (Evidently's `DataDriftPreset`); return the JSON summary, and write
     `drift.html` and `drift.json` to `out` when given."""
     import warnings
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
     ref = check_columns(reference, 'the reference (baseline)', min_rows)
     cur = check_columns(current, 'the current data', min_rows)
+    from evidently import DataDefinition, Dataset, Report          # after the checks: a refusal stays quick
+    from evidently.presets import DataDriftPreset
     dd = DataDefinition(numerical_columns=DRIFT_FEATURES + ['score'], categorical_columns=['label'])
     with warnings.catch_warnings():       # correlations of constant columns (one camera format) divide by zero
         warnings.simplefilter('ignore', RuntimeWarning)

@@ -405,13 +405,13 @@ def create_app(cfg: ServeConfig | None = None, load_async: bool = True) -> FastA
         return JSONResponse(dict(detail='internal error'), status_code=500)
 
     if cfg.ui:
-        try: import gradio  # noqa: F401
+        from accident_nbdev import app as demo_page      # first: it turns Gradio's analytics off before Gradio loads
+        try: import gradio as gr
         except ImportError: log.info('gradio is not installed: no /ui')
         else:
-            import gradio as gr
-            from accident_nbdev.app import build_demo
-            app = gr.mount_gradio_app(app, build_demo(lambda: st.require(), cfg.threshold), path='/ui', ssr_mode=False,
-                                      max_file_size=f'{cfg.max_upload_mb:g}mb', footer_links=[])
+            app = gr.mount_gradio_app(app, demo_page.build_demo(lambda: st.require(), cfg.threshold, cfg.max_video_seconds,
+                                                                cfg.max_frame_side),
+                                      path='/ui', ssr_mode=False, max_file_size=f'{cfg.max_upload_mb:g}mb', footer_links=[])
     app.add_middleware(_Observe, metrics=st.metrics, max_bytes=int(cfg.max_upload_mb * 2**20))  # outermost but the error handler
     return app
 

@@ -33,7 +33,7 @@ for v in example_videos():
     assert r.status_code == 200, r.text
     print(f"{v.name}: {r.json()['label']} p={r.json()['probability']:.3f}")
 assert httpx.get(url + '/ui/').status_code == 200
-r = httpx.get(url + '/drift/json')   # two requests logged: too few to compare, and it says so
+r = httpx.get(url + '/drift/json', timeout=120)   # two requests logged: too few to compare, and it says so
 assert r.status_code == 409 and 'not enough logged data' in r.json()['detail'], r.text
 assert 'accident_predictions_total' in httpx.get(url + '/metrics').text
 print('serving environment: ok (no torch, healthcheck passes, /predict, /ui, /metrics and /drift/json answer)')

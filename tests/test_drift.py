@@ -94,7 +94,7 @@ def test_service_drift_endpoints(sets, tmp_path):
     "/drift/json says clearly when there is too little logged data, then reports; /drift is Evidently's HTML."
     env = dict(ACCIDENT_LOG_DIR=str(tmp_path/'log'), ACCIDENT_BASELINE=str(sets/'baseline.csv'), ACCIDENT_DRIFT_MIN_ROWS='8')
     with running(['serve', '--model', str(MODEL), '--no-ui'], '/ready', env) as (url, _):
-        r = httpx.get(url + '/drift/json')
+        r = httpx.get(url + '/drift/json', timeout=60)
         assert r.status_code == 409 and 'not enough logged data' in r.json()['detail'], r.text
         videos = sorted((sets/'night').rglob('*.mp4'))[:10]
         for v in videos:
