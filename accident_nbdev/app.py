@@ -61,11 +61,7 @@ def analyse_video(det: AccidentDetector, path: str | Path, threshold: float | No
                   max_side: int = 4096) -> dict:
     """`det.predict_video` plus the label at `threshold` (default: the card's) and the frame at the peak window. Videos
     longer than `max_seconds` or with frames larger than `max_side` are refused before they are decoded."""
-    from accident_nbdev.video import probe_video
-    meta = probe_video(path, max_side=max_side)
-    if meta['duration'] > max_seconds + 0.5:
-        raise AccidentError(f"the video lasts {meta['duration']:.0f} s (at most {max_seconds:.0f} s)")
-    r = det.predict_video(path, max_seconds=max_seconds)
+    r = det.predict_video(path, max_seconds=max_seconds, max_side=max_side)
     if threshold is not None:
         r['threshold'] = threshold
         r['label'] = 'accident' if r['probability'] >= threshold else 'normal'

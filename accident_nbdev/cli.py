@@ -148,13 +148,14 @@ def _train_kwargs(args, params: dict) -> dict:
     return dict(prepared=str(prepared.resolve()), out=str(out.resolve()), arch=t['arch'], pretrained=t['pretrained'], freeze=t['freeze'],
                 frames=t['frames'], size=t['size'], epochs=t['epochs'], lr=t['lr'], bs=t['bs'],
                 weight_decay=t['weight_decay'], patience=t['patience'], seed=params['seed'], device=t['device'],
-                workers=t['workers'], resume=bool(args.resume), wandb=t['wandb'])
+                sampler=t['sampler'], workers=t['workers'], resume=bool(args.resume), wandb=t['wandb'])
 
 def cmd_train(args) -> int:
     "Train the video learner (through the Papermill notebook when it is there)."
     from accident_nbdev.learner import arch_info, load_clips
     params = _params(args, dict(seed=args.seed, train=dict(arch=args.arch, freeze=args.freeze, frames=args.frames, size=args.size, epochs=args.epochs,
-                                                           lr=args.lr, bs=args.bs, device=args.device, wandb=args.wandb or None)))
+                                                           lr=args.lr, bs=args.bs, device=args.device, sampler=args.sampler,
+                                                           wandb=args.wandb or None)))
     kw = _train_kwargs(args, params)
     arch_info(kw['arch']); load_clips(kw['prepared'])                   # fail early, with a clear message
     nb = (find_project_root() or Path.cwd())/'nbs'/'03_train.ipynb'
@@ -193,6 +194,8 @@ def _add_train(sub) -> None:
     p.add_argument('--epochs', type=int); p.add_argument('--lr', type=float); p.add_argument('--bs', type=int)
     p.add_argument('--seed', type=int)
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N or mps')
+    p.add_argument('--sampler', choices=('all', 'balanced'),
+                   help='all clips with a class-weighted loss, or balanced epochs (every accident clip, as many normal ones)')
     p.add_argument('--resume', action='store_true', help='continue an interrupted run from OUT/last.pth')
     p.add_argument('--wandb', action='store_true', help='also log to Weights & Biases (WANDB_MODE=offline works)')
     p.add_argument('--no-notebook', action='store_true', help='call train_model directly instead of running nbs/03_train.ipynb')
@@ -263,7 +266,7 @@ def cmd_predict(args) -> int:
     for v in args.videos:
         try:
             if not Path(v).is_file(): raise AccidentError('no such file')
-            r = det.predict_video(v)
+            r = det.predict_video(v, max_seconds=args.max_seconds)
         except AccidentError as e:
             failed += 1; r = dict(file=str(v), error=str(e))
             if not args.json: print(f'accident: error: {v}: {e}', file=sys.stderr)
@@ -282,6 +285,8 @@ def _add_predict(sub) -> None:
     p.add_argument('--json', action='store_true', help='print JSON')
     p.add_argument('--int8', action='store_true', help='use the INT8 model')
     p.add_argument('--threads', type=int, help='ONNX Runtime intra-op threads (default: all cores)')
+    p.add_argument('--max-seconds', type=float, default=600.0,
+                   help='refuse videos longer than this, before decoding them (default 600)')
     p.set_defaults(func=cmd_predict)
 
 # %% ../nbs/10_cli.ipynb #ffce0913

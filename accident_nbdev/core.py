@@ -79,6 +79,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'weight_decay': 0.01,
         'patience': 6,              # early stopping: epochs without a better validation AUROC
         'device': 'auto',           # auto | cpu | cuda | cuda:N | mps
+        'sampler': 'all',           # all: every clip, class-weighted loss | balanced: balanced epochs, fresh negatives each
         'workers': 0,               # data-loading processes; 0 = all cores (CPU: none)
         'wandb': False,             # also log to Weights & Biases (WANDB_MODE=offline works)
     },
@@ -89,6 +90,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     'export': {
         'opset': 18,                # ONNX opset
         'quantize': True,           # also write an INT8 dynamically quantised model and report its AUROC
+    },
+    'generalise': {
+        'n_videos': 60,             # fresh generated videos, scored by the exported model (accident evaluate-videos)
+        'seed': 7,                  # their seed; must differ from `seed`, or they repeat training scenes
     },
 }
 

@@ -32,11 +32,10 @@ PREDICTION_COLUMNS = ['score', 'label']
 # %% ../nbs/08_drift.ipynb #1afdf36e
 def video_features(det, path: str | Path, max_seconds: float = 600.0) -> dict:
     "Monitoring features, score and label of one video file, as the service logs them."
-    from accident_nbdev.video import probe_video, read_frames
-    meta = probe_video(path)
-    frames, info = read_frames(path, det.fps, det.size, max_seconds=max_seconds)
+    from accident_nbdev.predict import load_video
+    frames, meta = load_video(path, det.fps, det.size, max_seconds)      # the service's checks and decoding
     r = det.predict_frames(frames)
-    f = clip_features(frames, det.fps, meta['width'], meta['height'], info['duration'], r['probability'], meta['fps'])
+    f = clip_features(frames, det.fps, meta['width'], meta['height'], meta['duration'], r['probability'], meta['fps'])
     return dict(file=str(path), **f, label=r['label'])
 
 def features_from_videos(det, paths, progress: bool = True) -> pd.DataFrame:

@@ -24,8 +24,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from .core import AccidentError, get_logger
 from .features import RequestLog
-from .predict import AccidentDetector, load_card, resolve_model_dir
-from .video import VideoError, probe_video, read_frames
+from .predict import AccidentDetector, load_card, load_video, resolve_model_dir
+from .video import VideoError
 
 # %% auto #0
 __all__ = ['log', 'MIN_FRAME_SIDE', 'VIDEO_TYPES', 'UPLOAD_TYPES', 'ServeConfig', 'InputError', 'read_npz', 'read_upload',
@@ -157,17 +157,10 @@ def read_upload(path: str | Path, ext: str, fps: float, size: int, cfg: ServeCon
         dur = len(frames) / src_fps
         if dur > cfg.max_video_seconds: raise InputError(f'the clip lasts {dur:.0f} s (at most {cfg.max_video_seconds:.0f} s)')
         return frames, dict(kind='npz', width=frames.shape[2], height=frames.shape[1], fps=src_fps, duration=dur)
-    try:
-        meta = probe_video(path, max_side=cfg.max_frame_side)     # from the header, before a frame is decoded
-        _check_side(meta['width'], meta['height'], cfg)
-        if math.isfinite(meta['duration']) and meta['duration'] > cfg.max_video_seconds + 0.5:
-            raise InputError(f"the video lasts {meta['duration']:.0f} s (at most {cfg.max_video_seconds:.0f} s)")
-        frames, info = read_frames(path, fps, size, max_seconds=cfg.max_video_seconds)
-    except InputError: raise
-    except VideoError as e: raise InputError(f"not a decodable video: {str(e).replace(str(path), 'the upload')}") from None
-    if info['truncated']: raise InputError(f'the video lasts more than {cfg.max_video_seconds:.0f} s')
-    if info['error']: raise InputError(f"the video is damaged or truncated: {info['error'].replace(str(path), 'the upload')}")
-    return frames, dict(kind='video', width=meta['width'], height=meta['height'], fps=meta['fps'], duration=info['duration'])
+    try: frames, meta = load_video(path, fps, size, cfg.max_video_seconds, cfg.max_frame_side)   # header checked first
+    except VideoError as e: raise InputError(str(e).replace(str(path), 'the upload')) from None
+    _check_side(meta['width'], meta['height'], cfg)
+    return frames, dict(kind='video', width=meta['width'], height=meta['height'], fps=meta['fps'], duration=meta['duration'])
 
 # %% ../nbs/06_serve.ipynb #b24505c6
 class ServeMetrics:

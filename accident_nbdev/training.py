@@ -160,10 +160,11 @@ class PlainMetricsCallback(Callback):
 def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'models', arch: str = 'small',
                 pretrained: bool = True, freeze: int = 0, frames: int = 16, size: int = 0, epochs: int = 12, lr: float = 3e-3,
                 bs: int = 16, weight_decay: float = 0.01, patience: int = 6, seed: int = 42, device: str = 'auto',
-                workers: int = 0, resume: bool = False, wandb: bool = False, dvclive: bool = True,
+                sampler: str = 'all', workers: int = 0, resume: bool = False, wandb: bool = False, dvclive: bool = True,
                 weights: str | None = None, show_progress: bool = True):
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
-    `profile.json` and `train.json` to `out`. Returns the fastai `Learner` (with the best weights loaded)."""
+    `profile.json` and `train.json` to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`).
+    Returns the fastai `Learner` (with the best weights loaded)."""
     arch_info(arch)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     prepared = Path(prepared)
@@ -173,7 +174,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     else: nw = (os.cpu_count() or 2) if workers == 0 else workers
     mean, std = arch_info(arch)['stats']
     dls = clip_dataloaders(prepared, n_frames=frames, size=size or None, bs=bs, mean=mean, std=std,
-                           num_workers=nw, device=dev, seed=seed)
+                           num_workers=nw, device=dev, seed=seed, sampler=sampler)
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, path=out,
                              model_dir='.', wd=weight_decay)
     if not show_progress and hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
@@ -201,11 +202,11 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     n_rows = len(pd.read_csv(out/'train_log.csv')) if (out/'train_log.csv').exists() else 0
     stored = np.load(prepared/dls.train.items[0]['frames_file'], mmap_mode='r').shape[1]      # frames as prepared
     summary = dict(arch=arch, pretrained=pretrained, freeze=freeze, frames=frames, size=size or int(stored),
-                   epochs=epochs, lr=lr, bs=bs, weight_decay=weight_decay, seed=seed, device=str(dev),
+                   epochs=epochs, lr=lr, bs=bs, weight_decay=weight_decay, seed=seed, device=str(dev), sampler=sampler,
                    mean=list(mean), std=list(std), best_valid_auroc=None if save.best is None else float(save.best),
                    epochs_run=n_rows, train_seconds=round(secs, 1),
                    profile=getattr(prof, 'summary', None), prepared=str(prepared),
-                   n_train=len(dls.train_ds), n_valid=len(dls.valid_ds))
+                   n_train=len(dls.train_ds), n_train_per_epoch=len(dls.train) * bs, n_valid=len(dls.valid_ds))
     write_json_atomic(out/'train.json', summary)
     learn.summary_ = summary
     return learn

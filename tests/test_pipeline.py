@@ -1,4 +1,6 @@
 "The DVC pipeline on a fresh copy of the project, and the parameter file."
+import hashlib
+import json
 import shutil
 import subprocess
 
@@ -36,12 +38,17 @@ def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
     params['probe']['folds'] = 2
     params['train'].update(arch='small', freeze=0, frames=4, epochs=1, bs=8)
     params['export']['quantize'] = False
+    params['generalise']['n_videos'] = 6
     (proj/'params.yaml').write_text(yaml.safe_dump(params))
     _run(['git', 'init', '-q'], proj)
     _run(['dvc', 'repro'], proj)
     for f in ('data/raw/annotations.csv', 'data/prepared/clips.csv', 'reports/probe.json', 'models/best.pth',
               'reports/train.ipynb', 'reports/eval/metrics.json', 'models/serve/model.onnx', 'models/serve/model_card.json'):
         assert (proj/f).exists(), f
+    gen = json.loads((proj/'reports/generalise.json').read_text())               # the generalisation check ran
+    assert gen['n_videos'] == 6 and gen['video']['n'] == 6 and 0 <= gen['video']['auroc'] <= 1, gen
+    digest = lambda d: {hashlib.sha1(f.read_bytes()).hexdigest() for f in (proj/d).rglob('*.mp4')}
+    assert not digest('data/fresh') & digest('data/raw')                          # fresh videos, not training ones
     assert 'up to date' in _run(['dvc', 'status'], proj).stdout
     _run(['dvc', 'push'], proj)
     shutil.rmtree(proj/'data'); shutil.rmtree(proj/'.dvc'/'cache')
