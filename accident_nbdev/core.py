@@ -40,7 +40,7 @@ def find_project_root(start: str | Path | None = None) -> Path | None:
 DEFAULT_PARAMS: dict[str, Any] = {
     'seed': 42,
     'synth': {
-        'n_videos': 200,            # size of the built-in synthetic dataset
+        'n_videos': 600,            # size of the built-in synthetic dataset
         'layout': 'tudat',          # 'tudat' (TU-DAT's folders) or 'folders' (accident/ and normal/)
         'time_of_day': 'mixed',     # day | dusk | night | mixed
         'weather': 'mixed',         # clear | rain | fog | mixed
@@ -73,13 +73,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'freeze': 3,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
         'frames': 8,                # frames sampled from each window
         'size': 0,                  # input size in pixels; 0 = as prepared
-        'epochs': 6,
+        'epochs': 2,
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
         'bs': 16,
         'weight_decay': 0.01,
         'patience': 6,              # early stopping: epochs without a better validation AUROC
         'device': 'auto',           # auto | cpu | cuda | cuda:N | mps
-        'sampler': 'all',           # all: every clip, class-weighted loss | balanced: balanced epochs, fresh negatives each
+        'sampler': 'balanced',      # all: every clip, class-weighted loss | balanced: balanced epochs, fresh negatives each
         'workers': 0,               # data-loading processes; 0 = all cores (CPU: none)
         'wandb': False,             # also log to Weights & Biases (WANDB_MODE=offline works)
     },
