@@ -16,7 +16,8 @@ from .core import AccidentError, get_logger, write_csv_atomic, write_json_atomic
 
 # %% auto #0
 __all__ = ['log', 'choose_threshold', 'binary_metrics', 'aggregate', 'estimate_onset', 'video_table', 'onset_report', 'breakdown',
-           'load_trained', 'predict_clips', 'plot_curves', 'plot_confusion', 'plot_timelines', 'evaluate_model']
+           'negatives_auroc', 'load_trained', 'predict_clips', 'plot_curves', 'plot_confusion', 'plot_timelines',
+           'evaluate_model']
 
 # %% ../nbs/04_evaluate.ipynb #039908dd
 log = get_logger('evaluate')
@@ -111,6 +112,31 @@ def breakdown(df: pd.DataFrame, by: str, label: str = 'label', score: str = 'p',
                      'auroc': float(roc_auc_score(y, d[score])) if 0 < y.sum() < len(y) else None})
     return pd.DataFrame(rows)
 
+# %% ../nbs/04_evaluate.ipynb #a1b6a775
+def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by: str = 'scenario',
+                    score: str = 'p') -> pd.DataFrame:
+    """AUROC of all accident windows (`label` 1) against each kind of negative window: each value of `videos[by]`
+    among normal videos, all normal videos, and the windows of accident videos before their onset (label 0).
+    Columns: negative, n (negative windows), mean_p (their mean score), auroc; kinds without windows are left out."""
+    from sklearn.metrics import roc_auc_score
+    for c in ('video_id', 'label', 'video_label', score):
+        if c not in clips: raise AccidentError(f'clips table has no {c!r} column')
+    pos = clips.loc[clips.label == 1, score].values
+    if not len(pos): raise AccidentError('no accident windows: negatives_auroc needs label-1 clips')
+    neg = clips[clips.label == 0]
+    groups = []
+    if videos is not None and by in videos:
+        kind = neg.video_id.map(videos.set_index('video_id')[by])
+        groups += [(str(k), d) for k, d in neg[neg.video_label == 0].groupby(kind[neg.video_label == 0], dropna=True)]
+    groups += [('all normal videos', neg[neg.video_label == 0]), ('accident videos, before onset', neg[neg.video_label == 1])]
+    rows = []
+    for name, d in groups:
+        if not len(d): continue
+        y = np.r_[np.ones(len(pos)), np.zeros(len(d))]
+        rows.append(dict(negative=name, n=len(d), mean_p=float(d[score].mean()),
+                         auroc=float(roc_auc_score(y, np.r_[pos, d[score].values]))))
+    return pd.DataFrame(rows, columns=['negative', 'n', 'mean_p', 'auroc'])
+
 # %% ../nbs/04_evaluate.ipynb #7df4454a
 def load_trained(model_dir: str | Path, device: str = 'cpu'):
     "The model trained into `model_dir` (eval mode) and its `train.json` summary."
@@ -180,7 +206,7 @@ def plot_timelines(clips: pd.DataFrame, videos: pd.DataFrame, threshold: float, 
     axs[-1].set_xlabel('time (s, window centre)'); plt.tight_layout()
     return axs
 
-# %% ../nbs/04_evaluate.ipynb #dbdef05c
+# %% ../nbs/04_evaluate.ipynb #c0a12c0f
 def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                    out: str | Path = 'reports/eval', video_agg: str = 'max', top_k: int = 3,
                    device: str = 'cpu', bs: int = 32, probe: bool = True) -> dict:
@@ -215,6 +241,7 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
         onset=onset,
         breakdown={by: breakdown(vt_te.assign(p=vt_te[video_agg]), by, threshold=vthr).to_dict('records')
                    for by in ('scenario', 'subset', 'weather', 'time_of_day') if by in vt_te},
+        negatives={split: negatives_auroc(d, videos).to_dict('records') for split, d in parts.items()},
         model=dict(arch=info['arch'], frames=info['frames'], size=info['size'], best_valid_auroc=info.get('best_valid_auroc')),
         prepare=dict(min_overlap_seconds=pp.get('min_overlap_seconds', 1.0), stride_seconds=pp.get('stride_seconds', 1.0),
                      clip_seconds=pp.get('clip_seconds'), target_fps=pp.get('target_fps'), size=pp.get('size')))

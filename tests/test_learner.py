@@ -54,6 +54,13 @@ def test_metrics_schema_and_threshold_from_validation(project):
     va, te = pred[pred.split == 'valid'], pred[pred.split == 'test']
     assert m['threshold'] == pytest.approx(choose_threshold(va.label, va.p))          # chosen on validation ...
     assert m['clip']['test'] == pytest.approx(binary_metrics(te.label, te.p, m['threshold']))   # ... applied to test
+    from accident_nbdev.data import load_manifests
+    from accident_nbdev.evaluate import negatives_auroc
+    videos, _ = load_manifests(project/'data'/'prepared')
+    for split, d in (('valid', va), ('test', te)):                                  # which negatives look like accidents
+        got = pd.DataFrame(m['negatives'][split])
+        assert 'all normal videos' in set(got.negative)
+        pd.testing.assert_frame_equal(got, negatives_auroc(d, videos), check_dtype=False)
     for f in ('curves.png', 'confusion.png', 'timelines.png'): assert (project/'reports'/'eval'/f).stat().st_size > 1000
 
 
