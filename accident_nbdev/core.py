@@ -36,7 +36,7 @@ def find_project_root(start: str | Path | None = None) -> Path | None:
         if (d/'params.yaml').exists() or (d/'settings.ini').exists(): return d
     return None
 
-# %% ../nbs/00_core.ipynb #99a98b83
+# %% ../nbs/00_core.ipynb #a3f53323
 DEFAULT_PARAMS: dict[str, Any] = {
     'seed': 42,
     'synth': {
@@ -70,10 +70,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     'train': {
         'arch': 'efficientnet_lite0',  # model name, see accident_nbdev.learner.ARCHS
         'pretrained': True,         # ImageNet weights for 2-D backbones (never downloaded)
-        'freeze': 3,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
+        'freeze': 4,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
         'frames': 8,                # frames sampled from each window
         'size': 0,                  # input size in pixels; 0 = as prepared
-        'epochs': 2,
+        'epochs': 4,
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
         'bs': 16,
         'weight_decay': 0.01,

@@ -112,7 +112,7 @@ def breakdown(df: pd.DataFrame, by: str, label: str = 'label', score: str = 'p',
                      'auroc': float(roc_auc_score(y, d[score])) if 0 < y.sum() < len(y) else None})
     return pd.DataFrame(rows)
 
-# %% ../nbs/04_evaluate.ipynb #a1b6a775
+# %% ../nbs/04_evaluate.ipynb #c6547194
 def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by: str = 'scenario',
                     score: str = 'p') -> pd.DataFrame:
     """AUROC of all accident windows (`label` 1) against each kind of negative window: each value of `videos[by]`
@@ -124,11 +124,12 @@ def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by:
     pos = clips.loc[clips.label == 1, score].values
     if not len(pos): raise AccidentError('no accident windows: negatives_auroc needs label-1 clips')
     neg = clips[clips.label == 0]
+    normal = neg[neg.video_label == 0]
     groups = []
     if videos is not None and by in videos:
-        kind = neg.video_id.map(videos.set_index('video_id')[by])
-        groups += [(str(k), d) for k, d in neg[neg.video_label == 0].groupby(kind[neg.video_label == 0], dropna=True)]
-    groups += [('all normal videos', neg[neg.video_label == 0]), ('accident videos, before onset', neg[neg.video_label == 1])]
+        kind = normal.video_id.map(videos.set_index('video_id')[by])
+        groups += [(str(k), d) for k, d in normal.groupby(kind, dropna=True)]
+    groups += [('all normal videos', normal), ('accident videos, before onset', neg[neg.video_label == 1])]
     rows = []
     for name, d in groups:
         if not len(d): continue

@@ -286,16 +286,24 @@ class SpatioTemporalHead(nn.Module):
         z = self.st(torch.cat([z, d], 2).transpose(1, 2))                          # [B,hidden,T,h,w]
         return self.out(torch.cat([z.amax((2, 3, 4)), z.mean((2, 3, 4))], 1))
 
-# %% ../nbs/03a_learner.ipynb #6b05d909
+# %% ../nbs/03a_learner.ipynb #31967755
 class FrameDiff(nn.Module):
     "Append each frame's difference to the previous frame as extra channels: `[B,T,C,H,W]` -> `[B,T,2C,H,W]`."
     def forward(self, x): return torch.cat([x, torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)], 2)
 
+def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    "Forward pre-hook: hand the backbone its frames in channels-last memory order."
+    return (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+
 class ClipModel(nn.Module):
-    "A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences."
-    def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False):
+    """A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences.
+    With `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster)."""
+    def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True):
         super().__init__()
         self.diff = FrameDiff() if diff else nn.Identity()
+        if channels_last:
+            backbone.to(memory_format=torch.channels_last)
+            backbone.register_forward_pre_hook(_to_channels_last)
         self.encoder, self.head = TimeDistributed(backbone), head
         self.n_frozen = 0
     def forward(self, x):
