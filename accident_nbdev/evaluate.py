@@ -112,11 +112,12 @@ def breakdown(df: pd.DataFrame, by: str, label: str = 'label', score: str = 'p',
                      'auroc': float(roc_auc_score(y, d[score])) if 0 < y.sum() < len(y) else None})
     return pd.DataFrame(rows)
 
-# %% ../nbs/04_evaluate.ipynb #c6547194
+# %% ../nbs/04_evaluate.ipynb #66b1e802
 def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by: str = 'scenario',
                     score: str = 'p') -> pd.DataFrame:
     """AUROC of all accident windows (`label` 1) against each kind of negative window: each value of `videos[by]`
-    among normal videos, all normal videos, and the windows of accident videos before their onset (label 0).
+    among normal videos, all normal videos, and the label-0 windows of accident videos before their onset and after
+    the event (one 'outside the event' row when `videos` has no `onset_s` or `clips` no `start_s`).
     Columns: negative, n (negative windows), mean_p (their mean score), auroc; kinds without windows are left out."""
     from sklearn.metrics import roc_auc_score
     for c in ('video_id', 'label', 'video_label', score):
@@ -129,7 +130,12 @@ def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by:
     if videos is not None and by in videos:
         kind = normal.video_id.map(videos.set_index('video_id')[by])
         groups += [(str(k), d) for k, d in normal.groupby(kind, dropna=True)]
-    groups += [('all normal videos', normal), ('accident videos, before onset', neg[neg.video_label == 1])]
+    groups.append(('all normal videos', normal))
+    around = neg[neg.video_label == 1]                                  # accident videos, outside the labelled event
+    if videos is not None and 'onset_s' in videos and 'start_s' in clips:
+        before = around.start_s < around.video_id.map(videos.set_index('video_id').onset_s)
+        groups += [('accident videos, before onset', around[before]), ('accident videos, after the event', around[~before])]
+    else: groups.append(('accident videos, outside the event', around))
     rows = []
     for name, d in groups:
         if not len(d): continue
