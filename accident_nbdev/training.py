@@ -41,31 +41,44 @@ def pick_device(device: str = 'auto') -> torch.device:
     if d.type == 'cuda' and not torch.cuda.is_available(): raise AccidentError(f'device {device!r} asked for, but CUDA is not available')
     return d
 
-# %% ../nbs/03b_training.ipynb #b70bef60
+# %% ../nbs/03b_training.ipynb #ff1fbf07
+class _ProfileEnd(Callback):
+    "Runs after every other callback's `after_batch`: where the wait for the next batch begins."
+    order = 1000
+    def __init__(self, prof): self.prof = prof
+    def after_batch(self):
+        if self.training: self.prof._end_batch()
+
 class ProfileCallback(Callback):
     "Per-batch data-loading time vs step time of training; summary in `self.summary`, written to `fname` (JSON)."
     order = -10
     def __init__(self, fname: str | Path | None = None, skip: int = 2):
-        self.fname, self.skip = fname, skip
+        self.fname, self.skip, self.end = fname, skip, _ProfileEnd(self)
     def _sync(self):
         if self.dls.device is not None and torch.device(self.dls.device).type == 'cuda': torch.cuda.synchronize()
-    def before_fit(self): self.load, self.step, self.items = [], [], 0
+    def before_fit(self):
+        self.load, self.step, self.other, self.items = [], [], [], 0
+        if self.end not in self.learn.cbs: self.learn.add_cb(self.end)
     def before_epoch(self): self._t = time.perf_counter()
     def before_batch(self):
         if not self.training: return
         now = time.perf_counter(); self.load.append(now - self._t); self._t0 = now
     def after_batch(self):
         if not self.training: return
-        self._sync(); now = time.perf_counter()
-        self.step.append(now - self._t0); self.items += len(self.yb[0]); self._t = now
+        self._sync(); self._t1 = time.perf_counter()
+        self.step.append(self._t1 - self._t0); self.items += len(self.yb[0])
+    def _end_batch(self):
+        now = time.perf_counter(); self.other.append(now - self._t1); self._t = now
     def after_fit(self):
+        self.learn.remove_cb(self.end)
         ld, st = np.array(self.load[self.skip:] or self.load), np.array(self.step[self.skip:] or self.step)
+        ot = np.array(self.other[self.skip:] or self.other or [0.])
         if not len(st): return
         self.summary = dict(batches=len(self.step), batch_size=self.dls.bs, device=str(self.dls.device),
                             load_s_mean=float(ld.mean()), load_s_p95=float(np.percentile(ld, 95)),
                             step_s_mean=float(st.mean()), step_s_p95=float(np.percentile(st, 95)),
-                            load_step_ratio=float(ld.mean() / st.mean()),
-                            clips_per_s=float(self.dls.bs / (ld.mean() + st.mean())))
+                            callbacks_s_mean=float(ot.mean()), load_step_ratio=float(ld.mean() / st.mean()),
+                            clips_per_s=float(self.dls.bs / (ld.mean() + st.mean() + ot.mean())))
         if self.fname: write_json_atomic(self.fname, self.summary)
 
 # %% ../nbs/03b_training.ipynb #1c709d65

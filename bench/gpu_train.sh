@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# GPU check of the training notebook: build the default data, run nbs/03_train.ipynb through Papermill on CUDA,
-# evaluate, and compare a few architectures with the same budget. Prints train.json/metrics summaries.
+# GPU check of the training notebook: build the default data, time the loader stage by stage (bench/loader_bench.py),
+# run nbs/03_train.ipynb through Papermill on CUDA, evaluate, and optionally compare more architectures with the
+# same budget. Prints train.json/metrics summaries.
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
-# Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run).
+# Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run,
+# default efficientnet_lite0; also small, r2plus1d_18), WORKERS (loader processes for training, default 12),
+# LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all).
 # Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
 set -euo pipefail
 OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
-RUNS=${RUNS:-small efficientnet_lite0 r2plus1d_18}
+RUNS=${RUNS:-efficientnet_lite0}; LOADER_WORKERS=${LOADER_WORKERS-4,8,12}; SAMPLER=${SAMPLER:-all}
 mkdir -p "$OUT"
 if [ -d .whl ] && ! python3 -c 'import fastai' 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -22,22 +25,26 @@ if [ ! -f "$DATA/prepared/clips.csv" ]; then
   eval $ACC -q prepare "$DATA/raw" --out "$DATA/prepared"
 fi
 echo "data ready in $(( $(date +%s) - t0 )) s"
-python3 - "$OUT" "$EPOCHS" "$DEVICE" "$DATA/prepared" $RUNS <<'EOF'
+if [ -n "$LOADER_WORKERS" ]; then
+  python3 bench/loader_bench.py --prepared "$DATA/prepared" --device "$DEVICE" --frames 16 --bs 32 \
+    --workers "$LOADER_WORKERS" --out "$OUT/loader_bench.json" || echo "loader benchmark failed"
+fi
+python3 - "$OUT" "$EPOCHS" "$DEVICE" "$DATA/prepared" "$SAMPLER" $RUNS <<'EOF'
 import json, sys, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import papermill as pm
-out, epochs, device, prepared, names = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]).resolve(), sys.argv[5:]
+out, epochs, device, prepared, sampler, names = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]).resolve(), sys.argv[5], sys.argv[6:]
 from accident_nbdev.evaluate import evaluate_model
 runs = [('small', dict(arch='small', frames=16, bs=32, lr=3e-3)),
         ('efficientnet_lite0', dict(arch='efficientnet_lite0', frames=16, bs=32, lr=1e-3)),
         ('r2plus1d_18', dict(arch='r2plus1d_18', frames=16, bs=32, lr=1e-3))]
-runs = [r for r in runs if r[0] in names]
+runs = [r for n in names for r in runs if r[0] == n]       # in the order asked
 for i, (name, kw) in enumerate(runs):
     d = Path('bench/results/models')/name
     t = time.time()
     params = dict(prepared=str(prepared), out=str(d.resolve()), epochs=epochs, device=device,
-                  workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, **kw)
+                  workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, sampler=sampler, **kw)
     try:
         if i == 0: pm.execute_notebook('nbs/03_train.ipynb', str(out/'train_gpu.ipynb'), parameters=params, kernel_name='python3',
                                        cwd='nbs', progress_bar=False)   # the notebook's own run
@@ -52,5 +59,7 @@ for i, (name, kw) in enumerate(runs):
     except Exception as e:
         res = dict(run=name, error=repr(e)[:500])
     print('RESULT', json.dumps(res), flush=True)
+    for f in ('train.json', 'profile.json', 'train_log.csv'):
+        if (d/f).exists(): (out/f'{name}_{f}').write_bytes((d/f).read_bytes())
     (out/f'result_{name}.json').write_text(json.dumps(res, indent=1))
 EOF
