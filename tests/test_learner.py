@@ -37,6 +37,7 @@ def test_training_ran_through_papermill(project):
     assert 0 <= s['best_valid_auroc'] <= 1
     p = json.loads((project/'models'/'profile.json').read_text())
     assert p['load_s_mean'] > 0 and p['step_s_mean'] > 0 and p['load_step_ratio'] == pytest.approx(p['load_s_mean'] / p['step_s_mean'])
+    assert p['callbacks_s_mean'] >= 0 and p['clips_per_s'] == pytest.approx(p['batch_size'] / (p['load_s_mean'] + p['step_s_mean'] + p['callbacks_s_mean']))
     assert len(pd.read_csv(project/'models'/'train_log.csv')) == s['epochs_run']
     assert (project/'dvclive'/'metrics.json').exists()
     assert 'best validation AUROC' in (project/'train_stdout.txt').read_text()
