@@ -5,7 +5,7 @@
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
 # Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run,
 # default efficientnet_lite0; also small, r2plus1d_18), WORKERS (loader processes for training, default 12),
-# LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all).
+# LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all), SEED (42).
 # Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
 set -euo pipefail
 OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
@@ -44,7 +44,8 @@ for i, (name, kw) in enumerate(runs):
     d = Path('bench/results/models')/name
     t = time.time()
     params = dict(prepared=str(prepared), out=str(d.resolve()), epochs=epochs, device=device,
-                  workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, sampler=sampler, **kw)
+                  workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, sampler=sampler,
+                  seed=int(__import__('os').environ.get('SEED', 42)), **kw)
     try:
         if i == 0: pm.execute_notebook('nbs/03_train.ipynb', str(out/'train_gpu.ipynb'), parameters=params, kernel_name='python3',
                                        cwd='nbs', progress_bar=False)   # the notebook's own run

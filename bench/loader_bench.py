@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import torch
 from fastai.data.load import _loaders

@@ -11,7 +11,6 @@ PyTorch eager for the same model and input (needs the trained `models/best.pth`;
 Locust runs in its own process (bench/locustfile.py): its gevent monkey-patching breaks other libraries."""
 import argparse
 import csv
-import io
 import json
 import os
 import subprocess

@@ -8,7 +8,6 @@ contiguous (NCHW) or channels-last (NHWC). Layouts are timed alternately so that
 
 Prints a table and writes bench/results/step_bench.json."""
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
