@@ -164,12 +164,12 @@ def load_clips(prepared: str | Path, drop_ambiguous: bool = True) -> pd.DataFram
     clips['is_valid'] = clips.split == 'valid'
     return clips.reset_index(drop=True)
 
-# %% ../nbs/03a_learner.ipynb #d4231c61
+# %% ../nbs/03a_learner.ipynb #869e6107
 class _IndexBatches(torch.utils.data.Dataset):
     "One batch of item indices -> the collated batch a fastai `DataLoader` makes of them (the work of a loader process)."
     def __init__(self, dl): self.dl = dl
     def __len__(self): return len(self.dl)
-    def __getitem__(self, idxs): return self.dl.do_batch([self.dl.do_item(i) for i in idxs])
+    def __getitem__(self, idxs): return self.dl.do_batch([o for o in map(self.dl.do_item, idxs) if o is not None])   # skipped items dropped, as fastai does
 
 class _EpochBatches(torch.utils.data.Sampler):
     "The current epoch's batches of item indices, drawn by the main process."
@@ -189,9 +189,7 @@ class ClipDL(TfmdDL):
         nw = self.fake_l.num_workers
         if nw == 0: yield from super().__iter__(); return
         self.randomize(); self.before_iter()
-        idxs = list(self.get_idxs())
-        batches = [idxs[i:i + self.bs] for i in range(0, len(idxs), self.bs)]
-        if self.drop_last and batches and len(batches[-1]) < self.bs: batches.pop()
+        batches = list(self.chunkify(list(self.get_idxs())))     # fastai's own batching (bs, drop_last)
         if self.__dict__.get('_pool') is None:
             self._epoch = _EpochBatches()
             self._pool = torch.utils.data.DataLoader(_IndexBatches(self), batch_size=None, sampler=self._epoch,
