@@ -49,7 +49,7 @@ def binary_metrics(y, p, threshold: float) -> dict:
                 precision=prec, recall=rec, f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0,
                 threshold=float(threshold), tp=tp, fp=fp, tn=tn, fn=fn)
 
-# %% ../nbs/04_evaluate.ipynb #fdc3cb1c
+# %% ../nbs/04_evaluate.ipynb #121e45da
 def aggregate(p, how: str = 'max', k: int = 3) -> float:
     "One video score from its window scores: `max`, `mean`, or `topk` (mean of the `k` highest)."
     p = np.asarray(p, dtype=float)
@@ -65,7 +65,7 @@ def estimate_onset(start_s, end_s, p, threshold: float, min_overlap: float = 1.0
     hit = np.flatnonzero(p >= threshold)
     if not len(hit): return None
     i = hit[0]
-    return float(max(start_s[i], end_s[i] - min_overlap - stride / 2, 0.0)) if i > 0 else float(start_s[0])
+    return float(max(start_s[i], end_s[i] - min_overlap - stride / 2, 0.0))
 
 # %% ../nbs/04_evaluate.ipynb #43a2d562
 def video_table(clips: pd.DataFrame, videos: pd.DataFrame | None = None, k: int = 3) -> pd.DataFrame:

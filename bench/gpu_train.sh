@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of the training notebook: build the default data, time the loader stage by stage (bench/loader_bench.py),
 # run nbs/03_train.ipynb through Papermill on CUDA, evaluate, and optionally compare more architectures with the
-# same budget. Prints train.json/metrics summaries.
+# same budget. Prints train.json/metrics summaries; copies train.json, profile.json, the training log and the
+# evaluation (metrics.json, predictions.csv, onsets.csv) of each run to OUTDIR.
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
 # Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run,
 # default efficientnet_lite0; also small, r2plus1d_18), WORKERS (loader processes for training, default 12),
@@ -62,5 +63,8 @@ for i, (name, kw) in enumerate(runs):
     print('RESULT', json.dumps(res), flush=True)
     for f in ('train.json', 'profile.json', 'train_log.csv'):
         if (d/f).exists(): (out/f'{name}_{f}').write_bytes((d/f).read_bytes())
+    ev = Path('bench/results/eval')/name                     # window scores: onsets etc. can be recomputed here later
+    for f in ('metrics.json', 'predictions.csv', 'onsets.csv'):
+        if (ev/f).exists(): (out/f'{name}_eval_{f}').write_bytes((ev/f).read_bytes())
     (out/f'result_{name}.json').write_text(json.dumps(res, indent=1))
 EOF
