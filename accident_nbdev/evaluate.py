@@ -213,7 +213,7 @@ def plot_timelines(clips: pd.DataFrame, videos: pd.DataFrame, threshold: float, 
     axs[-1].set_xlabel('time (s, window centre)'); plt.tight_layout()
     return axs
 
-# %% ../nbs/04_evaluate.ipynb #c0a12c0f
+# %% ../nbs/04_evaluate.ipynb #93cbeea8
 def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                    out: str | Path = 'reports/eval', video_agg: str = 'max', top_k: int = 3,
                    device: str = 'cpu', bs: int = 32, probe: bool = True) -> dict:
@@ -238,19 +238,20 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     thr = choose_threshold(va.label, va.p)
     vt_va, vt_te = video_table(va, videos, top_k), video_table(te, videos, top_k)
     vthr = choose_threshold(vt_va.label, vt_va[video_agg]) if vt_va.label.nunique() == 2 else thr
-    onset, onset_tab = onset_report(te, videos, thr, pp.get('min_overlap_seconds', 1.0), pp.get('stride_seconds', 1.0))
+    ov, st = pp.get('min_overlap_seconds', 1.0), pp.get('stride_seconds', 1.0)
+    onset, onset_tab = onset_report(te, videos, thr, ov, st)
     metrics = dict(
         threshold=thr, video_threshold=vthr, video_agg=video_agg, top_k=top_k,
         clip=dict(valid=binary_metrics(va.label, va.p, thr), test=binary_metrics(te.label, te.p, thr)),
         video=dict(test={agg: binary_metrics(vt_te.label, vt_te[agg], vthr if agg == video_agg else choose_threshold(vt_va.label, vt_va[agg]))
                          for agg in ('max', 'mean', 'topk')},
                    valid=binary_metrics(vt_va.label, vt_va[video_agg], vthr)),
-        onset=onset,
+        onset=onset, onset_valid=onset_report(va, videos, thr, ov, st)[0],
         breakdown={by: breakdown(vt_te.assign(p=vt_te[video_agg]), by, threshold=vthr).to_dict('records')
                    for by in ('scenario', 'subset', 'weather', 'time_of_day') if by in vt_te},
         negatives={split: negatives_auroc(d, videos).to_dict('records') for split, d in parts.items()},
         model=dict(arch=info['arch'], frames=info['frames'], size=info['size'], best_valid_auroc=info.get('best_valid_auroc')),
-        prepare=dict(min_overlap_seconds=pp.get('min_overlap_seconds', 1.0), stride_seconds=pp.get('stride_seconds', 1.0),
+        prepare=dict(min_overlap_seconds=ov, stride_seconds=st,
                      clip_seconds=pp.get('clip_seconds'), target_fps=pp.get('target_fps'), size=pp.get('size')))
     if probe:
         from accident_nbdev.probe import probe_features, probe_split_auroc

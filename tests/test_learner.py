@@ -50,7 +50,8 @@ def test_metrics_schema_and_threshold_from_validation(project):
     for split in ('valid', 'test'):
         for k in ('auroc', 'auprc', 'accuracy', 'precision', 'recall', 'f1', 'tp', 'fp', 'tn', 'fn'): assert k in m['clip'][split]
     assert set(m['video']['test']) == {'max', 'mean', 'topk'}
-    for k in ('median_abs_error_s', 'mean_abs_error_s', 'score_sigma_0.5', 'score_sigma_1', 'score_sigma_2'): assert k in m['onset']
+    for k in ('median_abs_error_s', 'mean_abs_error_s', 'score_sigma_0.5', 'score_sigma_1', 'score_sigma_2'):
+        assert k in m['onset'] and k in m['onset_valid']
     # the scores are the model's float32 outputs, written as their shortest float32 text: read them back as float32,
     # or a tiny model's near-equal scores (0.5120954 vs 0.51209563) can fall on the other side of the threshold
     pred = pd.read_csv(project/'reports'/'eval'/'predictions.csv', dtype={'p': np.float32})
@@ -64,6 +65,10 @@ def test_metrics_schema_and_threshold_from_validation(project):
         got = pd.DataFrame(m['negatives'][split])
         assert 'all normal videos' in set(got.negative)
         pd.testing.assert_frame_equal(got, negatives_auroc(d, videos), check_dtype=False)
+    from accident_nbdev.evaluate import onset_report
+    pp = m['prepare']
+    for key, d in (('onset', te), ('onset_valid', va)):                            # onset errors, from the same scores
+        assert m[key] == pytest.approx(onset_report(d, videos, m['threshold'], pp['min_overlap_seconds'], pp['stride_seconds'])[0])
     for f in ('curves.png', 'confusion.png', 'timelines.png'): assert (project/'reports'/'eval'/f).stat().st_size > 1000
 
 
