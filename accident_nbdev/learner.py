@@ -140,7 +140,7 @@ def ClipBlock(prepared: str | Path, n_frames: int = 8, size: int | None = None, 
     batch_tfms = [ClipToFloat(size)] + ([ClipAug()] if augment else []) + [ClipNormalize(mean, std)]
     return TransformBlock(type_tfms=ClipLoader(prepared, n_frames, jitter), batch_tfms=batch_tfms)
 
-# %% ../nbs/03a_learner.ipynb #6ed02ff9
+# %% ../nbs/03a_learner.ipynb #8e20d1f9
 def _check_rows(clips: pd.DataFrame, prepared: Path) -> None:
     "Refuse splits that cannot train or validate a binary classifier."
     for split in ('train', 'valid'):
@@ -151,13 +151,14 @@ def _check_rows(clips: pd.DataFrame, prepared: Path) -> None:
                                 f'({len(d)} clips); both accident and normal clips are needed')
 
 def load_clips(prepared: str | Path, drop_ambiguous: bool = True) -> pd.DataFrame:
-    "`clips.csv` of a prepared folder, checked, with `is_valid`; ambiguous training windows dropped."
+    """The training and validation clips of a prepared folder's `clips.csv` (never the test split), checked, with
+    `is_valid`; ambiguous training windows dropped."""
     prepared = Path(prepared)
     if not (prepared/'clips.csv').exists():
         raise AccidentError(f'no clips.csv in {prepared}: run `accident prepare RAW --out {prepared}` first '
                             f'(or `accident synth data/raw` for the built-in data)')
     _, clips = load_manifests(prepared)
-    clips = clips.copy()
+    clips = clips[clips.split.isin(['train', 'valid'])].copy()
     if drop_ambiguous and 'ambiguous' in clips:
         clips = clips[~(clips.ambiguous.astype(bool) & (clips.split == 'train'))]
     _check_rows(clips, prepared)

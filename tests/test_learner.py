@@ -35,6 +35,8 @@ def test_training_ran_through_papermill(project):
     s = json.loads((project/'models'/'train.json').read_text())
     assert s['arch'] == 'small' and s['frames'] == 4 and 1 <= s['epochs_run'] <= 2
     assert 0 <= s['best_valid_auroc'] <= 1
+    clips = pd.read_csv(project/'data'/'prepared'/'clips.csv')     # trained on the train split only: no test clip
+    assert s['n_train'] == ((clips.split == 'train') & ~clips.ambiguous).sum() and s['n_valid'] == (clips.split == 'valid').sum()
     p = json.loads((project/'models'/'profile.json').read_text())
     assert p['load_s_mean'] > 0 and p['step_s_mean'] > 0 and p['load_step_ratio'] == pytest.approx(p['load_s_mean'] / p['step_s_mean'])
     assert p['callbacks_s_mean'] >= 0 and p['clips_per_s'] == pytest.approx(p['batch_size'] / (p['load_s_mean'] + p['step_s_mean'] + p['callbacks_s_mean']))
