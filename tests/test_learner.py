@@ -46,7 +46,7 @@ def test_training_ran_through_papermill(project):
 
 
 def test_metrics_schema_and_threshold_from_validation(project):
-    from accident_nbdev.evaluate import binary_metrics, choose_threshold
+    from accident_nbdev.evaluate import binary_metrics, choose_threshold, negatives_auroc, onset_report
     m = json.loads((project/'reports'/'eval'/'metrics.json').read_text())
     for k in ('threshold', 'video_threshold', 'video_agg', 'clip', 'video', 'onset', 'breakdown', 'model'): assert k in m, k
     for split in ('valid', 'test'):
@@ -61,13 +61,11 @@ def test_metrics_schema_and_threshold_from_validation(project):
     assert m['threshold'] == pytest.approx(choose_threshold(va.label, va.p))          # chosen on validation ...
     assert m['clip']['test'] == pytest.approx(binary_metrics(te.label, te.p, m['threshold']))   # ... applied to test
     from accident_nbdev.data import load_manifests
-    from accident_nbdev.evaluate import negatives_auroc
     videos, _ = load_manifests(project/'data'/'prepared')
     for split, d in (('valid', va), ('test', te)):                                  # which negatives look like accidents
         got = pd.DataFrame(m['negatives'][split])
         assert 'all normal videos' in set(got.negative)
         pd.testing.assert_frame_equal(got, negatives_auroc(d, videos), check_dtype=False)
-    from accident_nbdev.evaluate import onset_report
     pp = m['prepare']
     for key, d in (('onset', te), ('onset_valid', va)):                            # onset errors, from the same scores
         assert m[key] == pytest.approx(onset_report(d, videos, m['threshold'], pp['min_overlap_seconds'], pp['stride_seconds'])[0])
