@@ -187,7 +187,7 @@ def _add_train(sub) -> None:
                        'stopping, CSV + dvclive logs, loader profile). Defaults come from the train section of params.yaml.')
     p.add_argument('prepared', nargs='?', help='folder made by accident prepare (default data/prepared)')
     p.add_argument('--out', help='model folder (default models/)')
-    p.add_argument('--arch', help='model name: small, efficientnet_lite0, resnet18, resnet34, r2plus1d_18, r3d_18')
+    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, resnet18, resnet34, r2plus1d_18, r3d_18')
     p.add_argument('--freeze', type=int, help='backbone stages kept at their pretrained weights (0 = none)')
     p.add_argument('--frames', type=int, help='frames sampled per window')
     p.add_argument('--size', type=int, help='input size in pixels (0 = as prepared)')

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from .data import load_manifests, sample_indices
 __all__ = ['log', 'LITE0_STAGES', 'IMAGENET', 'KINETICS', 'HALF', 'ARCHS', 'TensorClip', 'ClipLoader', 'ClipToFloat',
            'ClipNormalize', 'ClipAug', 'ClipBlock', 'load_clips', 'ClipDL', 'BalancedDL', 'clip_dataloaders',
            'clip_items', 'split_clips', 'make_tiny_prepared', 'show_batch', 'show_results', 'SpatioTemporalHead',
-           'FrameDiff', 'ClipModel', 'Clip3D', 'small_cnn', 'lite0_weights_path', 'lite0_state_dict',
+           'FrameDiff', 'MotionStream', 'ClipModel', 'Clip3D', 'small_cnn', 'lite0_weights_path', 'lite0_state_dict',
            'efficientnet_lite0', 'imagenet_top5', 'torchvision_weights', 'torchvision_resnet', 'arch_info',
            'accident_model', 'class_weights', 'accident_learner']
 
@@ -335,12 +336,27 @@ def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
     "Forward pre-hook: hand the backbone its frames in channels-last memory order."
     return (args[0].contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
 
+class MotionStream(nn.Module):
+    """What moved where: the signed difference of each sampled frame to the one before it (zero for the first),
+    through a small CNN trained from scratch at stride 16: `[B,T,3,H,W]` -> `[B,T,ch,H/16,W/16]`."""
+    def __init__(self, ch: int = 32, in_ch: int = 3):
+        super().__init__()
+        def down(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+        self.net, self.ch = nn.Sequential(down(in_ch, 16), down(16, ch), down(ch, ch), down(ch, ch)), ch
+    def forward(self, x):
+        d = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
+        m = self.net(d.flatten(0, 1))
+        return m.view(x.shape[0], x.shape[1], *m.shape[1:])
+
 class ClipModel(nn.Module):
-    """A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences.
+    """A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences
+    as extra input channels (`diff`), or a `motion` stream whose maps join the backbone's before the head.
     With `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster)."""
-    def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True):
+    def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True,
+                 motion: nn.Module | None = None):
         super().__init__()
         self.diff = FrameDiff() if diff else nn.Identity()
+        self.motion = motion
         if channels_last:
             backbone.to(memory_format=torch.channels_last)
             backbone.register_forward_pre_hook(_to_channels_last)
@@ -348,6 +364,10 @@ class ClipModel(nn.Module):
         self.n_frozen = 0
     def forward(self, x):
         f = self.encoder(self.diff(x))
+        if self.motion is not None:
+            m = self.motion(x)
+            if m.shape[-2:] != f.shape[-2:]: m = F.adaptive_avg_pool2d(m.flatten(0, 1), f.shape[-2:]).view(*m.shape[:3], *f.shape[-2:])
+            f = torch.cat([f, m], 2)
         return self.head(f)
     def freeze(self, n: int) -> 'ClipModel':
         "Freeze the first `n` modules of the backbone (weights and batch-norm statistics); 0 unfreezes all."
@@ -456,9 +476,11 @@ HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 def _small(pretrained, diff=True):
     return ClipModel(small_cnn(6 if diff else 3), SpatioTemporalHead(128), diff=diff)
 
-def _lite0(pretrained, diff=False):
+def _lite0(pretrained, diff=False, motion=False):
     b = efficientnet_lite0(pretrained)
-    return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]), SpatioTemporalHead(112))
+    ms = MotionStream(32) if motion else None
+    return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]), SpatioTemporalHead(112 + (32 if motion else 0)),
+                     motion=ms)
 
 def _resnet(name):
     def make(pretrained, diff=False):
@@ -478,6 +500,8 @@ def _video3d(name):
 ARCHS = {
     'small': dict(make=_small, stats=HALF, desc='small 2-D CNN from scratch on frames + frame differences, spatio-temporal head'),
     'efficientnet_lite0': dict(make=_lite0, stats=HALF, desc='timm tf_efficientnet_lite0, ImageNet weights from the wheel'),
+    'efficientnet_lite0_motion': dict(make=partial(_lite0, motion=True), stats=HALF,
+                                      desc='efficientnet_lite0 + a motion stream on frame differences (trained from scratch)'),
     'resnet18': dict(make=_resnet('resnet18'), stats=IMAGENET, desc='torchvision resnet18 (ImageNet weights if cached)'),
     'resnet34': dict(make=_resnet('resnet34'), stats=IMAGENET, desc='torchvision resnet34 (ImageNet weights if cached)'),
     'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN'),
@@ -515,7 +539,9 @@ def class_weights(labels) -> torch.Tensor:
     return torch.tensor([1.0, n0 / n1], dtype=torch.float32)
 
 def _splitter(m: nn.Module):
-    if isinstance(m, ClipModel): return [list(m.encoder.parameters()), list(m.head.parameters()) + list(m.diff.parameters())]
+    if isinstance(m, ClipModel):
+        rest = list(m.head.parameters()) + list(m.diff.parameters()) + (list(m.motion.parameters()) if m.motion is not None else [])
+        return [list(m.encoder.parameters()), rest]
     return [list(m.parameters())]
 
 def accident_learner(dls: DataLoaders, arch: str = 'small', pretrained: bool = True, weights=None,
