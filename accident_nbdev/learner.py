@@ -35,10 +35,10 @@ from .data import load_manifests, sample_indices
 # %% auto #0
 __all__ = ['log', 'LITE0_STAGES', 'IMAGENET', 'KINETICS', 'HALF', 'ARCHS', 'TensorClip', 'ClipLoader', 'ClipToFloat',
            'ClipNormalize', 'ClipAug', 'ClipBlock', 'load_clips', 'ClipDL', 'BalancedDL', 'clip_dataloaders',
-           'clip_items', 'split_clips', 'make_tiny_prepared', 'show_batch', 'show_results', 'SpatioTemporalHead',
-           'FrameDiff', 'MotionStream', 'ClipModel', 'Clip3D', 'small_cnn', 'lite0_weights_path', 'lite0_state_dict',
-           'efficientnet_lite0', 'imagenet_top5', 'torchvision_weights', 'torchvision_resnet', 'arch_info',
-           'accident_model', 'class_weights', 'accident_learner']
+           'clip_items', 'split_clips', 'make_tiny_prepared', 'show_batch', 'show_results', 'frame_change',
+           'SpatioTemporalHead', 'FrameDiff', 'MotionStream', 'ClipModel', 'Clip3D', 'small_cnn', 'lite0_weights_path',
+           'lite0_state_dict', 'efficientnet_lite0', 'imagenet_top5', 'torchvision_weights', 'torchvision_resnet',
+           'arch_info', 'accident_model', 'class_weights', 'accident_learner']
 
 # %% ../nbs/03a_learner.ipynb #76ba49dd
 log = get_logger('learner')
@@ -310,6 +310,10 @@ def show_results(x: TensorClip, y, samples, outs, ctxs=None, max_n: int = 6, fig
     return ctxs
 
 # %% ../nbs/03a_learner.ipynb #d1009d15
+def frame_change(x: torch.Tensor) -> torch.Tensor:
+    "Each frame of `[B,T,...]` minus the one before it (zeros for the first): what changed, in the same shape."
+    return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
+
 class SpatioTemporalHead(nn.Module):
     "Temporal head over per-frame feature maps `[B,T,C,h,w]`: features + their change, 3-D convs, max/mean pool."
     def __init__(self, ch: int, n_out: int = 2, hidden: int = 96, dropout: float = 0.3):
@@ -323,14 +327,13 @@ class SpatioTemporalHead(nn.Module):
     def forward(self, f):
         B, T = f.shape[:2]
         z = self.reduce(f.flatten(0, 1)).view(B, T, -1, *f.shape[-2:])
-        d = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:] - z[:, :-1]], 1)      # change since the previous frame
-        z = self.st(torch.cat([z, d], 2).transpose(1, 2))                          # [B,hidden,T,h,w]
+        z = self.st(torch.cat([z, frame_change(z)], 2).transpose(1, 2))                          # [B,hidden,T,h,w]
         return self.out(torch.cat([z.amax((2, 3, 4)), z.mean((2, 3, 4))], 1))
 
 # %% ../nbs/03a_learner.ipynb #31967755
 class FrameDiff(nn.Module):
     "Append each frame's difference to the previous frame as extra channels: `[B,T,C,H,W]` -> `[B,T,2C,H,W]`."
-    def forward(self, x): return torch.cat([x, torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)], 2)
+    def forward(self, x): return torch.cat([x, frame_change(x)], 2)
 
 def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
     "Forward pre-hook: hand the backbone its frames in channels-last memory order."
@@ -344,8 +347,7 @@ class MotionStream(nn.Module):
         def down(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
         self.net, self.ch = nn.Sequential(down(in_ch, 16), down(16, ch), down(ch, ch), down(ch, ch)), ch
     def forward(self, x):
-        d = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
-        m = self.net(d.flatten(0, 1))
+        m = self.net(frame_change(x).flatten(0, 1))
         return m.view(x.shape[0], x.shape[1], *m.shape[1:])
 
 class ClipModel(nn.Module):
@@ -365,9 +367,7 @@ class ClipModel(nn.Module):
     def forward(self, x):
         f = self.encoder(self.diff(x))
         if self.motion is not None:
-            m = self.motion(x)
-            if m.shape[-2:] != f.shape[-2:]: m = F.adaptive_avg_pool2d(m.flatten(0, 1), f.shape[-2:]).view(*m.shape[:3], *f.shape[-2:])
-            f = torch.cat([f, m], 2)
+            f = torch.cat([f, self.motion(x)], 2)
         return self.head(f)
     def freeze(self, n: int) -> 'ClipModel':
         "Freeze the first `n` modules of the backbone (weights and batch-norm statistics); 0 unfreezes all."
@@ -478,9 +478,9 @@ def _small(pretrained, diff=True):
 
 def _lite0(pretrained, diff=False, motion=False):
     b = efficientnet_lite0(pretrained)
-    ms = MotionStream(32) if motion else None
-    return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]), SpatioTemporalHead(112 + (32 if motion else 0)),
-                     motion=ms)
+    ms = MotionStream() if motion else None
+    return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]),
+                     SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms)
 
 def _resnet(name):
     def make(pretrained, diff=False):
