@@ -5,12 +5,12 @@
 # evaluation (metrics.json, predictions.csv, onsets.csv) of each run to OUTDIR.
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
 # Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run,
-# default efficientnet_lite0; also small, r2plus1d_18), WORKERS (loader processes for training, default 12),
+# default efficientnet_lite0_motion, the default arch; also efficientnet_lite0, small, r2plus1d_18), WORKERS (loader processes for training, default 12),
 # LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all), SEED (42).
 # Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
 set -euo pipefail
 OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
-RUNS=${RUNS:-efficientnet_lite0}; LOADER_WORKERS=${LOADER_WORKERS-4,8,12}; SAMPLER=${SAMPLER:-all}
+RUNS=${RUNS:-efficientnet_lite0_motion}; LOADER_WORKERS=${LOADER_WORKERS-4,8,12}; SAMPLER=${SAMPLER:-all}
 mkdir -p "$OUT"
 if [ -d .whl ] && ! python3 -c 'import fastai' 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -37,10 +37,12 @@ warnings.filterwarnings('ignore')
 import papermill as pm
 out, epochs, device, prepared, sampler, names = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]).resolve(), sys.argv[5], sys.argv[6:]
 from accident_nbdev.evaluate import evaluate_model
-runs = [('small', dict(arch='small', frames=16, bs=32, lr=3e-3)),
-        ('efficientnet_lite0', dict(arch='efficientnet_lite0', frames=16, bs=32, lr=1e-3)),
-        ('r2plus1d_18', dict(arch='r2plus1d_18', frames=16, bs=32, lr=1e-3))]
-runs = [r for n in names for r in runs if r[0] == n]       # in the order asked
+known = {'small': dict(arch='small', frames=16, bs=32, lr=3e-3),
+         'efficientnet_lite0': dict(arch='efficientnet_lite0', frames=16, bs=32, lr=1e-3),
+         'efficientnet_lite0_motion': dict(arch='efficientnet_lite0_motion', frames=16, bs=32, lr=1e-3),
+         'r2plus1d_18': dict(arch='r2plus1d_18', frames=16, bs=32, lr=1e-3)}
+if unknown := [n for n in names if n not in known]: sys.exit(f'unknown RUNS {unknown}; known: {", ".join(known)}')
+runs = [(n, known[n]) for n in names]                      # in the order asked
 for i, (name, kw) in enumerate(runs):
     d = Path('bench/results/models')/name
     t = time.time()
