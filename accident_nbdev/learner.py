@@ -341,31 +341,38 @@ def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
 
 class MotionStream(nn.Module):
     """What moved where: the signed difference of each sampled frame to the one before it (zero for the first),
-    through a small CNN trained from scratch at stride 16: `[B,T,3,H,W]` -> `[B,T,ch,H/16,W/16]`."""
-    def __init__(self, ch: int = 32, in_ch: int = 3):
+    through a small CNN trained from scratch at stride 16: `[B,T,3,H,W]` -> `[B,T/every,ch,H/16,W/16]`. With
+    `every` > 1 the maps of each run of `every` frames are max-pooled into one, beside the backbone's frame of it."""
+    def __init__(self, ch: int = 32, in_ch: int = 3, every: int = 1):
         super().__init__()
         def down(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
-        self.net, self.ch = nn.Sequential(down(in_ch, 16), down(16, ch), down(ch, ch), down(ch, ch)), ch
+        self.net, self.ch, self.every = nn.Sequential(down(in_ch, 16), down(16, ch), down(ch, ch), down(ch, ch)), ch, every
     def forward(self, x):
+        B, T = x.shape[:2]
         m = self.net(frame_change(x).flatten(0, 1))
-        return m.view(x.shape[0], x.shape[1], *m.shape[1:])
+        return m.view(B, T // self.every, self.every, *m.shape[1:]).amax(2)
 
 class ClipModel(nn.Module):
     """A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences
     as extra input channels (`diff`), or a `motion` stream whose maps join the backbone's before the head.
-    With `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster)."""
+    With `every` > 1 the backbone sees one frame of each run of `every` (the middle one; a random one per batch
+    in training) and the motion stream all of them (SlowFast-style). With `channels_last` the backbone's weights
+    and input frames are stored channels-last (same maths, faster)."""
     def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True,
-                 motion: nn.Module | None = None):
+                 motion: nn.Module | None = None, every: int = 1):
         super().__init__()
         self.diff = FrameDiff() if diff else nn.Identity()
-        self.motion = motion
+        self.motion, self.every = motion, every
         if channels_last:
             backbone.to(memory_format=torch.channels_last)
             backbone.register_forward_pre_hook(_to_channels_last)
         self.encoder, self.head = TimeDistributed(backbone), head
         self.n_frozen = 0
     def forward(self, x):
-        f = self.encoder(self.diff(x))
+        if x.shape[1] % self.every:
+            raise AccidentError(f'this model takes a multiple of {self.every} frames per clip, got {x.shape[1]}')
+        o = int(torch.randint(self.every, ())) if self.training and self.every > 1 else self.every // 2
+        f = self.encoder(self.diff(x[:, o::self.every]))
         if self.motion is not None:
             f = torch.cat([f, self.motion(x)], 2)
         return self.head(f)
@@ -476,11 +483,11 @@ HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 def _small(pretrained, diff=True):
     return ClipModel(small_cnn(6 if diff else 3), SpatioTemporalHead(128), diff=diff)
 
-def _lite0(pretrained, diff=False, motion=False):
+def _lite0(pretrained, diff=False, motion=False, every=1):
     b = efficientnet_lite0(pretrained)
-    ms = MotionStream() if motion else None
+    ms = MotionStream(every=every) if motion else None
     return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]),
-                     SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms)
+                     SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms, every=every)
 
 def _resnet(name):
     def make(pretrained, diff=False):
@@ -502,6 +509,8 @@ ARCHS = {
     'efficientnet_lite0': dict(make=_lite0, stats=HALF, desc='timm tf_efficientnet_lite0, ImageNet weights from the wheel'),
     'efficientnet_lite0_motion': dict(make=partial(_lite0, motion=True), stats=HALF,
                                       desc='efficientnet_lite0 + a motion stream on frame differences (trained from scratch)'),
+    'efficientnet_lite0_slowfast': dict(make=partial(_lite0, motion=True, every=4), stats=HALF, every=4,
+                                        desc='efficientnet_lite0 on every 4th frame, the motion stream on every frame (use 32 frames)'),
     'resnet18': dict(make=_resnet('resnet18'), stats=IMAGENET, desc='torchvision resnet18 (ImageNet weights if cached)'),
     'resnet34': dict(make=_resnet('resnet34'), stats=IMAGENET, desc='torchvision resnet34 (ImageNet weights if cached)'),
     'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN'),

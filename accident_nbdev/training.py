@@ -178,7 +178,10 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
     `profile.json` and `train.json` to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`).
     Returns the fastai `Learner` (with the best weights loaded)."""
-    arch_info(arch)
+    every = arch_info(arch).get('every', 1)
+    if frames % every:
+        raise AccidentError(f'arch {arch!r} runs its backbone on one frame in {every}: frames must be a multiple of {every} '
+                            f'(e.g. {8 * every}), got {frames}')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     prepared = Path(prepared)
     dev = pick_device(device)
