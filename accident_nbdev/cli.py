@@ -187,7 +187,7 @@ def _add_train(sub) -> None:
                        'stopping, CSV + dvclive logs, loader profile). Defaults come from the train section of params.yaml.')
     p.add_argument('prepared', nargs='?', help='folder made by accident prepare (default data/prepared)')
     p.add_argument('--out', help='model folder (default models/)')
-    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, resnet18, resnet34, r2plus1d_18, r3d_18')
+    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, efficientnet_lite0_pairs (default), resnet18, resnet34, r2plus1d_18, r3d_18')
     p.add_argument('--freeze', type=int, help='backbone stages kept at their pretrained weights (0 = none)')
     p.add_argument('--frames', type=int, help='frames sampled per window (efficientnet_lite0_slowfast: a multiple of 4)')
     p.add_argument('--size', type=int, help='input size in pixels (0 = as prepared)')
@@ -206,14 +206,14 @@ def _add_train(sub) -> None:
 def cmd_evaluate(args) -> int:
     "Evaluate the trained model on validation and test clips; write metrics.json and pictures."
     from accident_nbdev.evaluate import evaluate_model
-    params = _params(args, dict(evaluate=dict(video_agg=args.video_agg, top_k=args.top_k)))
+    params = _params(args, dict(evaluate=dict(video_agg=args.video_agg, top_k=args.top_k, threshold=args.threshold)))
     e = params['evaluate']
     out = Path(args.out) if args.out else _default_dir('reports', 'eval')
     m = evaluate_model(args.model or _default_dir('models'), args.prepared or _default_dir('data', 'prepared'), out,
-                       e['video_agg'], e['top_k'])
+                       e['video_agg'], e['top_k'], threshold=e['threshold'])
     c, v, o = m['clip']['test'], m['video']['test'][m['video_agg']], m['onset']
     def f(x): return '–' if x is None else f'{x:.3f}'
-    print(f"test clips: AUROC {f(c['auroc'])}, AUPRC {f(c['auprc'])}, F1 {f(c['f1'])} at threshold {m['threshold']:.3f} (chosen on validation)\n"
+    print(f"test clips: AUROC {f(c['auroc'])}, AUPRC {f(c['auprc'])}, F1 {f(c['f1'])} at threshold {m['threshold']:.3f} (chosen on validation, {m['threshold_criterion']})\n"
           f"test videos ({m['video_agg']}): AUROC {f(v['auroc'])}, accuracy {f(v['accuracy'])}\n"
           f"onset: median abs error {f(o['median_abs_error_s'])} s, {o['n_detected']}/{o['n_videos']} accidents detected -> {out/'metrics.json'}")
     return 0
@@ -227,6 +227,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--out', help='report folder (default reports/eval)')
     p.add_argument('--video-agg', choices=['max', 'mean', 'topk'], help='how window scores make a video score')
     p.add_argument('--top-k', type=int, help='k of the topk aggregation')
+    p.add_argument('--threshold', choices=['youden', 'f1'],
+                   help="how the thresholds are chosen on validation: Youden's J (TPR - FPR, default) or max F1")
     p.set_defaults(func=cmd_evaluate)
 
 # %% ../nbs/10_cli.ipynb #0cc7f7ec

@@ -68,7 +68,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'folds': 5,                 # cross-validation folds of the shortcut probe
     },
     'train': {
-        'arch': 'efficientnet_lite0_motion',  # model name, see accident_nbdev.learner.ARCHS
+        'arch': 'efficientnet_lite0_pairs',   # model name, see accident_nbdev.learner.ARCHS
         'pretrained': True,         # ImageNet weights for 2-D backbones (never downloaded)
         'freeze': 4,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
         'frames': 8,                # frames sampled from each window
@@ -86,6 +86,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     'evaluate': {
         'top_k': 3,                 # video score = mean of the k highest window scores ('topk')
         'video_agg': 'max',         # max | mean | topk: how window scores make a video score
+        'threshold': 'youden',      # youden (TPR - FPR) | f1: how thresholds are chosen on validation
     },
     'export': {
         'opset': 18,                # ONNX opset

@@ -257,15 +257,20 @@ def window_label(start_s: float, end_s: float, video_label: int, onset_s: float 
     return int(is_acc), ov, (0 < ov and not is_acc)
 
 # %% ../nbs/02_data.ipynb #aabc57cf
-def sample_indices(length: int, n: int, train: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-    "Indices of `n` frames from a window of `length`: segment centres, or random points in each segment if `train`."
+def sample_indices(length: int, n: int, train: bool = False, rng: np.random.Generator | None = None,
+                   pairs: bool = False) -> np.ndarray:
+    """Indices of `n` frames from a window of `length`: segment centres, or random points in each segment if `train`;
+    with `pairs`, `2n` indices: each point followed by the next frame (a one-frame window repeats its frame)."""
     if length < 1 or n < 1: raise AccidentError(f'cannot sample {n} frames from a window of {length}')
     seg = length / n
     if train:
         rng = rng or np.random.default_rng()
         pos = (np.arange(n) + rng.random(n)) * seg
     else: pos = (np.arange(n) + 0.5) * seg
-    return np.clip(np.floor(pos).astype(int), 0, length - 1)
+    idx = np.clip(np.floor(pos).astype(int), 0, length - 1)
+    if not pairs: return idx
+    first = np.minimum(idx, max(length - 2, 0))
+    return np.stack([first, np.minimum(first + 1, length - 1)], 1).reshape(-1)
 
 # %% ../nbs/02_data.ipynb #8bcedabc
 FRAMES_FORMAT = 1   # bump when the layout of the stored frames changes

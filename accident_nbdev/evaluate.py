@@ -15,24 +15,33 @@ import pandas as pd
 from .core import AccidentError, get_logger, write_csv_atomic, write_json_atomic
 
 # %% auto #0
-__all__ = ['log', 'choose_threshold', 'binary_metrics', 'aggregate', 'estimate_onset', 'video_table', 'onset_report', 'breakdown',
-           'negatives_auroc', 'load_trained', 'predict_clips', 'plot_curves', 'plot_confusion', 'plot_timelines',
-           'evaluate_model']
+__all__ = ['log', 'THRESHOLD_CRITERIA', 'choose_threshold', 'binary_metrics', 'aggregate', 'estimate_onset', 'video_table',
+           'onset_report', 'breakdown', 'negatives_auroc', 'load_trained', 'predict_clips', 'plot_curves',
+           'plot_confusion', 'plot_timelines', 'evaluate_model']
 
 # %% ../nbs/04_evaluate.ipynb #039908dd
 log = get_logger('evaluate')
 
 # %% ../nbs/04_evaluate.ipynb #d5da224e
-def choose_threshold(y, p) -> float:
-    "The threshold that maximises F1 on (`y`, `p`), halfway between neighbouring scores; use validation data."
-    from sklearn.metrics import precision_recall_curve
+THRESHOLD_CRITERIA = ('youden', 'f1')
+
+def choose_threshold(y, p, criterion: str = 'youden') -> float:
+    """The threshold that maximises `criterion` on (`y`, `p`): `'youden'` (TPR − FPR) or `'f1'` (F1 of class 1),
+    halfway between neighbouring scores; use validation data."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+    if criterion not in THRESHOLD_CRITERIA:
+        raise AccidentError(f'unknown threshold criterion {criterion!r}; known: {", ".join(THRESHOLD_CRITERIA)}')
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
     if y.min() == y.max(): raise AccidentError('choosing a threshold needs both classes in the validation split')
-    prec, rec, thr = precision_recall_curve(y, p)
-    f1 = 2 * prec[:-1] * rec[:-1] / np.clip(prec[:-1] + rec[:-1], 1e-12, None)
-    i = int(np.argmax(f1))
-    below = p[p < thr[i]]
-    return float((thr[i] + below.max()) / 2) if len(below) else float(thr[i])
+    if criterion == 'f1':
+        prec, rec, thr = precision_recall_curve(y, p)
+        score = 2 * prec[:-1] * rec[:-1] / np.clip(prec[:-1] + rec[:-1], 1e-12, None)
+    else:
+        fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
+        score, thr = (tpr - fpr)[1:], thr[1:]                   # thr[0] is roc_curve's "flag nothing" (+inf)
+    t = thr[int(np.argmax(score))]
+    below = p[p < t]
+    return float((t + below.max()) / 2) if len(below) else float(t)
 
 def binary_metrics(y, p, threshold: float) -> dict:
     "AUROC, AUPRC, accuracy, precision, recall, F1 and the confusion counts of scores `p` at `threshold`."
@@ -146,24 +155,25 @@ def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by:
 
 # %% ../nbs/04_evaluate.ipynb #7df4454a
 def load_trained(model_dir: str | Path, device: str = 'cpu'):
-    "The model trained into `model_dir` (eval mode) and its `train.json` summary."
+    "The model trained into `model_dir` (eval mode) and its `train.json` summary (`pairs` filled in from the arch)."
     import torch
-    from accident_nbdev.learner import accident_model
+    from accident_nbdev.learner import accident_model, arch_info
     model_dir = Path(model_dir)
     for f in ('train.json', 'best.pth'):
         if not (model_dir/f).exists():
             raise AccidentError(f'no {f} in {model_dir}: run `accident train` first (or `dvc repro train`)')
     info = json.loads((model_dir/'train.json').read_text())
+    info.setdefault('pairs', arch_info(info['arch']).get('pairs', False))      # summaries written before pairs existed
     model = accident_model(info['arch'], pretrained=False)
     model.load_state_dict(torch.load(model_dir/'best.pth', map_location=device, weights_only=True))
     return model.to(device).eval(), info
 
 def predict_clips(model, prepared: str | Path, clips: pd.DataFrame, n_frames: int, size: int | None,
-                  mean, std, bs: int = 32, device: str = 'cpu') -> np.ndarray:
-    "Accident probability of every row of `clips` (deterministic frame sampling, no augmentation)."
+                  mean, std, bs: int = 32, device: str = 'cpu', pairs: bool = False) -> np.ndarray:
+    "Accident probability of every row of `clips` (deterministic frame sampling, frame pairs if `pairs`, no augmentation)."
     import torch
     from accident_nbdev.learner import ClipLoader, ClipNormalize, ClipToFloat, TensorClip
-    load, tofloat, norm = ClipLoader(prepared, n_frames, jitter=False), ClipToFloat(size), ClipNormalize(mean, std)
+    load, tofloat, norm = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs), ClipToFloat(size), ClipNormalize(mean, std)
     rows, out = clips.to_dict('records'), []
     with torch.no_grad():
         for i in range(0, len(rows), bs):
@@ -216,14 +226,17 @@ def plot_timelines(clips: pd.DataFrame, videos: pd.DataFrame, threshold: float, 
 # %% ../nbs/04_evaluate.ipynb #93cbeea8
 def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                    out: str | Path = 'reports/eval', video_agg: str = 'max', top_k: int = 3,
-                   device: str = 'cpu', bs: int = 32, probe: bool = True) -> dict:
-    """Score validation and test clips, choose the threshold on validation, write `metrics.json`,
+                   device: str = 'cpu', bs: int = 32, probe: bool = True, threshold: str = 'youden') -> dict:
+    """Score validation and test clips, choose the thresholds on validation by `threshold` ('youden' or 'f1', see
+    `choose_threshold`), write `metrics.json`,
     `predictions.csv` and pictures to `out`; returns the metrics. With `probe`, the shortcut probe's classifiers,
     fitted on the training videos, are scored on the same validation and test videos, for comparison."""
     from accident_nbdev.data import load_manifests
     prepared, out = Path(prepared), Path(out)
     if not (prepared/'clips.csv').exists(): raise AccidentError(f'no clips.csv in {prepared}: run `accident prepare` first')
     aggregate([0.0], video_agg)                                                  # checks the name
+    if threshold not in THRESHOLD_CRITERIA:
+        raise AccidentError(f'unknown threshold criterion {threshold!r}; known: {", ".join(THRESHOLD_CRITERIA)}')
     model, info = load_trained(model_dir, device)
     videos, clips = load_manifests(prepared)
     stats = json.loads((prepared/'stats.json').read_text()) if (prepared/'stats.json').exists() else {}
@@ -232,25 +245,25 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     for split in ('valid', 'test'):
         d = clips[clips.split == split].reset_index(drop=True)
         if d.empty: raise AccidentError(f'no {split} clips in {prepared}; evaluation needs both validation and test videos')
-        d['p'] = predict_clips(model, prepared, d, info['frames'], info['size'], info['mean'], info['std'], bs, device)
+        d['p'] = predict_clips(model, prepared, d, info['frames'], info['size'], info['mean'], info['std'], bs, device, info['pairs'])
         parts[split] = d
     va, te = parts['valid'], parts['test']
-    thr = choose_threshold(va.label, va.p)
+    thr = choose_threshold(va.label, va.p, threshold)
     vt_va, vt_te = video_table(va, videos, top_k), video_table(te, videos, top_k)
-    vthr = choose_threshold(vt_va.label, vt_va[video_agg]) if vt_va.label.nunique() == 2 else thr
+    vthr = choose_threshold(vt_va.label, vt_va[video_agg], threshold) if vt_va.label.nunique() == 2 else thr
     ov, st = pp.get('min_overlap_seconds', 1.0), pp.get('stride_seconds', 1.0)
     onset, onset_tab = onset_report(te, videos, thr, ov, st)
     metrics = dict(
-        threshold=thr, video_threshold=vthr, video_agg=video_agg, top_k=top_k,
+        threshold=thr, video_threshold=vthr, threshold_criterion=threshold, video_agg=video_agg, top_k=top_k,
         clip=dict(valid=binary_metrics(va.label, va.p, thr), test=binary_metrics(te.label, te.p, thr)),
-        video=dict(test={agg: binary_metrics(vt_te.label, vt_te[agg], vthr if agg == video_agg else choose_threshold(vt_va.label, vt_va[agg]))
+        video=dict(test={agg: binary_metrics(vt_te.label, vt_te[agg], vthr if agg == video_agg else choose_threshold(vt_va.label, vt_va[agg], threshold))
                          for agg in ('max', 'mean', 'topk')},
                    valid=binary_metrics(vt_va.label, vt_va[video_agg], vthr)),
         onset=onset, onset_valid=onset_report(va, videos, thr, ov, st)[0],
         breakdown={by: breakdown(vt_te.assign(p=vt_te[video_agg]), by, threshold=vthr).to_dict('records')
                    for by in ('scenario', 'subset', 'weather', 'time_of_day') if by in vt_te},
         negatives={split: negatives_auroc(d, videos).to_dict('records') for split, d in parts.items()},
-        model=dict(arch=info['arch'], frames=info['frames'], size=info['size'], best_valid_auroc=info.get('best_valid_auroc')),
+        model=dict(arch=info['arch'], frames=info['frames'], pairs=info['pairs'], size=info['size'], best_valid_auroc=info.get('best_valid_auroc')),
         prepare=dict(min_overlap_seconds=ov, stride_seconds=st,
                      clip_seconds=pp.get('clip_seconds'), target_fps=pp.get('target_fps'), size=pp.get('size')))
     if probe:

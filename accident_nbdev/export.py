@@ -61,10 +61,11 @@ def ort_session(path: str | Path, threads: int = 0):
     return ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
 
 # %% ../nbs/05_export.ipynb #784c4c1d
-def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int) -> np.ndarray:
-    "uint8 frames `[N,T,H,W,3]` of the rows of `clips`, sampled at segment centres (as serving samples)."
+def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int, pairs: bool = False) -> np.ndarray:
+    "uint8 frames `[N,T,H,W,3]` of the rows of `clips`, sampled at segment centres (as serving samples; `T` = 2·`n_frames` with `pairs`)."
     from accident_nbdev.data import load_clip, sample_indices
-    return np.stack([load_clip(prepared, r)[sample_indices(int(r['n_frames']), n_frames)] for r in clips.to_dict('records')])
+    return np.stack([load_clip(prepared, r)[sample_indices(int(r['n_frames']), n_frames, pairs=pairs)]
+                     for r in clips.to_dict('records')])
 
 def run_onnx(sess, frames: np.ndarray, bs: int = 32) -> np.ndarray:
     "Accident probabilities for uint8 frames `[N,T,H,W,3]`, in batches."
@@ -114,6 +115,8 @@ def render_card(card: dict) -> str:
     "The model card as Markdown."
     p, m = card['preprocessing'], card.get('metrics', {})
     ct, vt, on = m.get('clip_test', {}), m.get('video_test', {}), m.get('onset', {})
+    pair = ', each followed by the next frame (frame pairs)' if p.get('pairs') else ''
+    crit = {'youden': "Youden's J", 'f1': 'max F1'}[card.get('threshold_criterion', 'f1')]
     def f(v, d=3): return '–' if v is None else (f'{v:.{d}f}' if isinstance(v, float) else str(v))
     lines = [f"# Model card: {card['name']} {card['version']}", '',
              f"Accident detector for fixed roadside cameras. Architecture `{card['model']['arch']}`, exported "
@@ -121,11 +124,11 @@ def render_card(card: dict) -> str:
              '## Input', '',
              f"Video decoded at **{p['fps']:g} fps**, frames resized to **{p['size']}×{p['size']}** (area), RGB uint8. "
              f"Windows of **{p['clip_seconds']:g} s** ({p['window_frames']} frames) every **{p['stride_seconds']:g} s**; "
-             f"from each window **{p['frames']} frames** at segment centres. The ONNX input is `frames` "
-             f"`[batch, {p['frames']}, {p['size']}, {p['size']}, 3]` uint8; normalisation (mean {p['mean']}, "
+             f"from each window **{p['frames']} frames** at segment centres{pair}. The ONNX input is `frames` "
+             f"`[batch, {p['frames'] * (2 if p.get('pairs') else 1)}, {p['size']}, {p['size']}, 3]` uint8; normalisation (mean {p['mean']}, "
              f"std {p['std']}) is inside the graph. Output `prob`: accident probability per window.", '',
              '## Decision', '',
-             f"Window threshold **{f(card['threshold'])}** (max F1 on validation). Video score: `{card['video_agg']}` of "
+             f"Window threshold **{f(card['threshold'])}** ({crit} on validation). Video score: `{card['video_agg']}` of "
              f"window scores, threshold **{f(card['video_threshold'])}**. Onset: first window above the threshold, "
              f"end − {card['min_overlap_seconds']:g} s − stride/2.", '',
              '## Test metrics', '',
@@ -163,32 +166,35 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     pp = stats.get('params', {}).get('prepare', {})
     fps, clip_s = float(pp.get('target_fps', 8.0)), float(pp.get('clip_seconds', 4.0))
     wrapped = frames_model(model, info['mean'], info['std'])
-    T, S = info['frames'], info['size']
+    T, S, pairs = info['frames'], info['size'], info['pairs']
+    T_in = 2 * T if pairs else T                                   # frames per window in the ONNX input
     if S != pp.get('size', S): log.warning(f'model trained at {S} px from frames prepared at {pp.get("size")} px; serving decodes at {S} px')
     out.mkdir(parents=True, exist_ok=True)
-    onnx_path = export_onnx(wrapped, torch.zeros(2, T, S, S, 3, dtype=torch.uint8), out/'model.onnx', opset)
+    onnx_path = export_onnx(wrapped, torch.zeros(2, T_in, S, S, 3, dtype=torch.uint8), out/'model.onnx', opset)
     sess = ort_session(onnx_path)
     va = clips[clips.split == 'valid']
     sample = va.sample(min(parity_clips, len(va)), random_state=0) if len(va) else clips.head(parity_clips)
-    frames = clip_frames(prepared, sample, T)
+    frames = clip_frames(prepared, sample, T, pairs)
     if frames.shape[2] != S: raise AccidentError(f'prepared frames are {frames.shape[2]} px but the model takes {S} px')
     diff = check_parity(wrapped, sess, frames)
-    card = dict(format=CARD_FORMAT, name='accident_nbdev', version=f"{info['arch']}-{manifest_hash(prepared)[:8]}",
+    onnx_sha = _sha256(onnx_path)
+    card = dict(format=CARD_FORMAT, name='accident_nbdev', version=f"{info['arch']}-{manifest_hash(prepared)[:8]}-{onnx_sha[:8]}",
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'), code_version=code_version(),
-                model=dict(file='model.onnx', sha256=_sha256(onnx_path), size_mb=onnx_path.stat().st_size / 2**20,
-                           arch=info['arch'], opset=opset, input=dict(name='frames', dtype='uint8', shape=['batch', T, S, S, 3]),
+                model=dict(file='model.onnx', sha256=onnx_sha, size_mb=onnx_path.stat().st_size / 2**20,
+                           arch=info['arch'], opset=opset, input=dict(name='frames', dtype='uint8', shape=['batch', T_in, S, S, 3]),
                            output=dict(name='prob', shape=['batch']), parity_max_abs_diff=diff),
                 preprocessing=dict(fps=fps, clip_seconds=clip_s, stride_seconds=float(pp.get('stride_seconds', 1.0)),
-                                   window_frames=int(round(clip_s * fps)), frames=T, size=S, resize='area', colour='RGB',
-                                   sampling='segment centres', mean=list(info['mean']), std=list(info['std'])),
-                threshold=m['threshold'], video_threshold=m['video_threshold'], video_agg=m['video_agg'], top_k=m['top_k'],
+                                   window_frames=int(round(clip_s * fps)), frames=T, pairs=pairs, size=S, resize='area',
+                                   colour='RGB', sampling='segment centres' + (', each with the next frame' if pairs else ''), mean=list(info['mean']), std=list(info['std'])),
+                threshold=m['threshold'], video_threshold=m['video_threshold'],
+                threshold_criterion=m.get('threshold_criterion', 'f1'), video_agg=m['video_agg'], top_k=m['top_k'],
                 min_overlap_seconds=float(pp.get('min_overlap_seconds', 1.0)),
                 metrics=dict(clip_test=m['clip']['test'], video_test=m['video']['test'][m['video_agg']], onset=m['onset']),
                 data=dict(manifest_sha1=manifest_hash(prepared), n_videos=int(len(videos)), n_train_clips=int((clips.split == 'train').sum())),
                 params={k: info.get(k) for k in ('arch', 'pretrained', 'freeze', 'frames', 'size', 'epochs', 'lr', 'bs', 'weight_decay', 'seed')})
     if quantize_int8:
         te = clips[clips.split == 'test']
-        tf = clip_frames(prepared, te, T)
+        tf = clip_frames(prepared, te, T, pairs)
         q = quantize(onnx_path, out/'model.int8.onnx')
         p32, p8 = run_onnx(sess, tf), run_onnx(ort_session(q), tf)
         a32, a8 = float(roc_auc_score(te.label, p32)), float(roc_auc_score(te.label, p8))

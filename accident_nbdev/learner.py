@@ -59,10 +59,11 @@ class TensorClip(TensorBase):
 
 # %% ../nbs/03a_learner.ipynb #8cdd8e1e
 class ClipLoader(Transform):
-    "Turn a `clips.csv` row (a dict) into a `TensorClip` of `n_frames` frames `[T,3,H,W]` uint8, read from the stored `.npy`."
-    def __init__(self, prepared: str | Path, n_frames: int = 8, jitter: bool = True):
+    """Turn a `clips.csv` row (a dict) into a `TensorClip` of `n_frames` frames `[T,3,H,W]` uint8, read from the stored
+    `.npy`; with `pairs`, `2*n_frames`: each sampled frame followed by the next stored one (see `sample_indices`)."""
+    def __init__(self, prepared: str | Path, n_frames: int = 8, jitter: bool = True, pairs: bool = False):
         super().__init__()
-        self.prepared, self.n_frames, self.jitter, self.train = Path(prepared), n_frames, jitter, False
+        self.prepared, self.n_frames, self.jitter, self.pairs, self.train = Path(prepared), n_frames, jitter, pairs, False
         self._mm = {}
     def __call__(self, b, split_idx=None, **kwargs):
         self.train = split_idx == 0          # 0 = training set (random jitter), otherwise deterministic
@@ -75,7 +76,8 @@ class ClipLoader(Transform):
         return self._mm[f]
     def encodes(self, row: dict) -> TensorClip:
         a = self._frames(row['frames_file'])
-        idx = int(row['start_frame']) + sample_indices(int(row['n_frames']), self.n_frames, self.train and self.jitter)
+        idx = int(row['start_frame']) + sample_indices(int(row['n_frames']), self.n_frames, self.train and self.jitter,
+                                                      pairs=self.pairs)
         x = torch.from_numpy(np.ascontiguousarray(a[idx]))          # [T,H,W,3] uint8
         return TensorClip(x.permute(0, 3, 1, 2))
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_mm'} | {'_mm': {}}
@@ -136,10 +138,10 @@ class ClipAug(RandTransform):
 
 # %% ../nbs/03a_learner.ipynb #4fe6854a
 def ClipBlock(prepared: str | Path, n_frames: int = 8, size: int | None = None, mean=(0.5,) * 3, std=(0.5,) * 3,
-              augment: bool = True, jitter: bool = True) -> TransformBlock:
+              augment: bool = True, jitter: bool = True, pairs: bool = False) -> TransformBlock:
     "A `TransformBlock` for clips: rows of `clips.csv` -> normalised `TensorClip` batches `[B,T,3,H,W]`."
     batch_tfms = [ClipToFloat(size)] + ([ClipAug()] if augment else []) + [ClipNormalize(mean, std)]
-    return TransformBlock(type_tfms=ClipLoader(prepared, n_frames, jitter), batch_tfms=batch_tfms)
+    return TransformBlock(type_tfms=ClipLoader(prepared, n_frames, jitter, pairs), batch_tfms=batch_tfms)
 
 # %% ../nbs/03a_learner.ipynb #8e20d1f9
 def _check_rows(clips: pd.DataFrame, prepared: Path) -> None:
@@ -228,15 +230,16 @@ class BalancedDL(ClipDL):
 # %% ../nbs/03a_learner.ipynb #e0ac9ddb
 def clip_dataloaders(prepared: str | Path, n_frames: int = 8, size: int | None = None, bs: int = 16,
                      mean=(0.5,) * 3, std=(0.5,) * 3, augment: bool = True, num_workers: int = 0,
-                     device=None, seed: int | None = None, sampler: str = 'all') -> DataLoaders:
+                     device=None, seed: int | None = None, sampler: str = 'all', pairs: bool = False) -> DataLoaders:
     """Train/valid `DataLoaders` of clips from a prepared folder (test clips: `dls.test_dl(test_clips(...))`);
-    `sampler='balanced'` draws balanced training epochs with `BalancedDL`."""
+    `sampler='balanced'` draws balanced training epochs with `BalancedDL`; `pairs` gives each sampled frame its
+    successor (for `pairs` archs)."""
     if sampler not in ('all', 'balanced'): raise AccidentError(f"unknown sampler {sampler!r}; known: all, balanced")
     prepared = Path(prepared)
     clips = load_clips(prepared)
     def splitter(items): return ([i for i, r in enumerate(items) if not r['is_valid']],
                                  [i for i, r in enumerate(items) if r['is_valid']])
-    dblock = DataBlock(blocks=(ClipBlock(prepared, n_frames, size, mean, std, augment), CategoryBlock(vocab=[0, 1])),
+    dblock = DataBlock(blocks=(ClipBlock(prepared, n_frames, size, mean, std, augment, pairs=pairs), CategoryBlock(vocab=[0, 1])),
                        get_y=ColReader('label'), splitter=splitter)
     gpu = device is not None and torch.device(device).type == 'cuda'
     kw = dict(dl_type=ClipDL)                                  # loader processes live across epochs
@@ -244,7 +247,7 @@ def clip_dataloaders(prepared: str | Path, n_frames: int = 8, size: int | None =
         kw = dict(dl_type=BalancedDL, dl_kwargs=[dict(labels=clips.label[~clips.is_valid].tolist()), {}])
     dls = dblock.dataloaders(clip_items(clips), bs=bs, num_workers=num_workers, device=device, seed=seed,
                              pin_memory=gpu, **kw)
-    dls.prepared, dls.n_frames = prepared, n_frames
+    dls.prepared, dls.n_frames, dls.pairs = prepared, n_frames, pairs
     return dls
 
 def clip_items(clips: pd.DataFrame) -> list[dict]:
@@ -342,37 +345,45 @@ def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
 class MotionStream(nn.Module):
     """What moved where: the signed difference of each sampled frame to the one before it (zero for the first),
     through a small CNN trained from scratch at stride 16: `[B,T,3,H,W]` -> `[B,T/every,ch,H/16,W/16]`. With
-    `every` > 1 the maps of each run of `every` frames are max-pooled into one, beside the backbone's frame of it."""
-    def __init__(self, ch: int = 32, in_ch: int = 3, every: int = 1):
+    `every` > 1 the maps of each run of `every` frames are max-pooled into one, beside the backbone's frame of it.
+    With `pairs` the input is frame pairs `[B,2T,3,H,W]` (a frame, then the next stored one) and the difference is
+    within each pair: short-range motion, one map per pair."""
+    def __init__(self, ch: int = 32, in_ch: int = 3, every: int = 1, pairs: bool = False):
         super().__init__()
         def down(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
         self.net, self.ch, self.every = nn.Sequential(down(in_ch, 16), down(16, ch), down(ch, ch), down(ch, ch)), ch, every
+        self.pairs = pairs
     def forward(self, x):
-        B, T = x.shape[:2]
-        m = self.net(frame_change(x).flatten(0, 1))
+        d = x[:, 1::2] - x[:, 0::2] if self.pairs else frame_change(x)
+        B, T = d.shape[:2]
+        m = self.net(d.flatten(0, 1))
         return m.view(B, T // self.every, self.every, *m.shape[1:]).amax(2)
 
 class ClipModel(nn.Module):
     """A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences
     as extra input channels (`diff`), or a `motion` stream whose maps join the backbone's before the head.
     With `every` > 1 the backbone sees one frame of each run of `every` (the middle one; a random one per batch
-    in training) and the motion stream all of them (SlowFast-style). With `channels_last` the backbone's weights
-    and input frames are stored channels-last (same maths, faster)."""
+    in training) and the motion stream all of them (SlowFast-style). With `pairs` a clip is frame pairs `[B,2T,...]`:
+    the backbone sees the first frame of each pair, the motion stream (built with `pairs`) all of them. With
+    `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster)."""
     def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True,
-                 motion: nn.Module | None = None, every: int = 1):
+                 motion: nn.Module | None = None, every: int = 1, pairs: bool = False):
         super().__init__()
         self.diff = FrameDiff() if diff else nn.Identity()
-        self.motion, self.every = motion, every
+        self.motion, self.every, self.pairs = motion, every, pairs
         if channels_last:
             backbone.to(memory_format=torch.channels_last)
             backbone.register_forward_pre_hook(_to_channels_last)
         self.encoder, self.head = TimeDistributed(backbone), head
         self.n_frozen = 0
     def forward(self, x):
-        if x.shape[1] % self.every:
-            raise AccidentError(f'this model takes a multiple of {self.every} frames per clip, got {x.shape[1]}')
+        if self.pairs and x.shape[1] % 2:
+            raise AccidentError(f'this model takes frame pairs (an even number of frames per clip), got {x.shape[1]}')
+        a = x[:, 0::2] if self.pairs else x                                  # the sampled frames (first of each pair)
+        if a.shape[1] % self.every:
+            raise AccidentError(f'this model takes a multiple of {self.every} frames per clip, got {a.shape[1]}')
         o = int(torch.randint(self.every, ())) if self.training and self.every > 1 else self.every // 2
-        f = self.encoder(self.diff(x[:, o::self.every]))
+        f = self.encoder(self.diff(a[:, o::self.every]))
         if self.motion is not None:
             f = torch.cat([f, self.motion(x)], 2)
         return self.head(f)
@@ -483,11 +494,11 @@ HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 def _small(pretrained, diff=True):
     return ClipModel(small_cnn(6 if diff else 3), SpatioTemporalHead(128), diff=diff)
 
-def _lite0(pretrained, diff=False, motion=False, every=1):
+def _lite0(pretrained, diff=False, motion=False, every=1, pairs=False):
     b = efficientnet_lite0(pretrained)
-    ms = MotionStream(every=every) if motion else None
+    ms = MotionStream(every=every, pairs=pairs) if motion else None
     return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]),
-                     SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms, every=every)
+                     SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms, every=every, pairs=pairs)
 
 def _resnet(name):
     def make(pretrained, diff=False):
@@ -511,6 +522,8 @@ ARCHS = {
                                       desc='efficientnet_lite0 + a motion stream on frame differences (trained from scratch)'),
     'efficientnet_lite0_slowfast': dict(make=partial(_lite0, motion=True, every=4), stats=HALF, every=4,
                                         desc='efficientnet_lite0 on every 4th frame, the motion stream on every frame (use 32 frames)'),
+    'efficientnet_lite0_pairs': dict(make=partial(_lite0, motion=True, pairs=True), stats=HALF, pairs=True,
+                                     desc="efficientnet_lite0 + the motion stream on each sampled frame's change to the next stored one (1/8 s)"),
     'resnet18': dict(make=_resnet('resnet18'), stats=IMAGENET, desc='torchvision resnet18 (ImageNet weights if cached)'),
     'resnet34': dict(make=_resnet('resnet34'), stats=IMAGENET, desc='torchvision resnet34 (ImageNet weights if cached)'),
     'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN'),

@@ -59,16 +59,16 @@ def resolve_model_dir(model_dir: str | Path | None = None) -> Path:
     raise AccidentError(f'no exported model in {own}: run `dvc repro` (or `accident export`), or pass --model DIR')
 
 # %% ../nbs/05a_predict.ipynb #58c68bc7
-def make_windows(n: int, fps: float, window_frames: int, stride_frames: int, frames: int):
-    """Sliding windows over `n` decoded frames: (frame indices `[N,frames]`, start_s, end_s). A video shorter than
-    one window gives one window over all of it."""
+def make_windows(n: int, fps: float, window_frames: int, stride_frames: int, frames: int, pairs: bool = False):
+    """Sliding windows over `n` decoded frames: (frame indices `[N,frames]`, start_s, end_s); with `pairs`,
+    `[N,2*frames]` (each sampled frame and the next). A video shorter than one window gives one window over all of it."""
     if n < 1: raise AccidentError('no frames to score')
     if n < window_frames: starts, length = [0], n
     else:
         starts = list(range(0, n - window_frames + 1, max(1, stride_frames)))
         if starts[-1] + window_frames < n: starts.append(n - window_frames)     # cover the end, like prepare
         length = window_frames
-    idx = np.stack([s + sample_indices(length, frames) for s in starts])
+    idx = np.stack([s + sample_indices(length, frames, pairs=pairs) for s in starts])
     st = np.array(starts, dtype=float) / fps
     return idx, st, st + length / fps
 
@@ -105,12 +105,13 @@ class AccidentDetector:
         self.bs = batch_size
         p = self.card['preprocessing']
         self.fps, self.size, self.frames = float(p['fps']), int(p['size']), int(p['frames'])
+        self.pairs = bool(p.get('pairs', False))                               # cards before frame pairs: False
         self.window_frames = int(p['window_frames'])
         self.stride_frames = max(1, int(round(p['stride_seconds'] * self.fps)))
         self.version = self.card['version']
 
     def score_windows(self, x: np.ndarray) -> np.ndarray:
-        "Accident probability for windows `[N,frames,size,size,3]` uint8, scored in batches."
+        "Accident probability for windows `[N,frames,size,size,3]` uint8 (`2*frames` for a pairs model), scored in batches."
         return np.concatenate([self.sess.run(None, {'frames': x[i:i + self.bs]})[0] for i in range(0, len(x), self.bs)])
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
@@ -133,8 +134,8 @@ class AccidentDetector:
         the per-window timeline and the estimated onset."""
         frames = self.prepare_frames(frames, fps)
         t0 = time.perf_counter()
-        idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames)
-        x = frames[idx]                                                        # [N,frames,size,size,3]
+        idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs)
+        x = frames[idx]                                                        # [N,frames(x2),size,size,3]
         p = self.score_windows(x)
         c = self.card
         prob = aggregate(p, c['video_agg'], c.get('top_k', 3))

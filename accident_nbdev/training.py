@@ -178,7 +178,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
     `profile.json` and `train.json` to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`).
     Returns the fastai `Learner` (with the best weights loaded)."""
-    every = arch_info(arch).get('every', 1)
+    every, pairs = arch_info(arch).get('every', 1), arch_info(arch).get('pairs', False)
     if frames % every:
         raise AccidentError(f'arch {arch!r} runs its backbone on one frame in {every}: frames must be a multiple of {every} '
                             f'(e.g. {8 * every}), got {frames}')
@@ -190,7 +190,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     else: nw = (os.cpu_count() or 2) if workers == 0 else workers
     mean, std = arch_info(arch)['stats']
     dls = clip_dataloaders(prepared, n_frames=frames, size=size or None, bs=bs, mean=mean, std=std,
-                           num_workers=nw, device=dev, seed=seed, sampler=sampler)
+                           num_workers=nw, device=dev, seed=seed, sampler=sampler, pairs=pairs)
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, path=out,
                              model_dir='.', wd=weight_decay)
     if not show_progress and hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
@@ -217,7 +217,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     learn.model.load_state_dict(torch.load(out/'best.pth', map_location=dev, weights_only=True))
     n_rows = len(pd.read_csv(out/'train_log.csv')) if (out/'train_log.csv').exists() else 0
     stored = np.load(prepared/dls.train.items[0]['frames_file'], mmap_mode='r').shape[1]      # frames as prepared
-    summary = dict(arch=arch, pretrained=pretrained, freeze=freeze, frames=frames, size=size or int(stored),
+    summary = dict(arch=arch, pretrained=pretrained, freeze=freeze, frames=frames, pairs=pairs, size=size or int(stored),
                    epochs=epochs, lr=lr, bs=bs, weight_decay=weight_decay, seed=seed, device=str(dev), sampler=sampler,
                    mean=list(mean), std=list(std), best_valid_auroc=None if save.best is None else float(save.best),
                    epochs_run=n_rows, train_seconds=round(secs, 1),

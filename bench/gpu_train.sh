@@ -5,13 +5,13 @@
 # evaluation (metrics.json, predictions.csv, onsets.csv) of each run to OUTDIR.
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
 # Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run,
-# default efficientnet_lite0_motion, the default arch; also efficientnet_lite0, efficientnet_lite0_slowfast, small,
+# default efficientnet_lite0_pairs, the default arch; also efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, small,
 # r2plus1d_18), WORKERS (loader processes for training, default 12),
 # LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all), SEED (42).
 # Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
 set -euo pipefail
 OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
-RUNS=${RUNS:-efficientnet_lite0_motion}; LOADER_WORKERS=${LOADER_WORKERS-4,8,12}; SAMPLER=${SAMPLER:-all}
+RUNS=${RUNS:-efficientnet_lite0_pairs}; LOADER_WORKERS=${LOADER_WORKERS-4,8,12}; SAMPLER=${SAMPLER:-all}
 mkdir -p "$OUT"
 if [ -d .whl ] && ! python3 -c 'import fastai' 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -42,6 +42,7 @@ known = {'small': dict(arch='small', frames=16, bs=32, lr=3e-3),
          'efficientnet_lite0': dict(arch='efficientnet_lite0', frames=16, bs=32, lr=1e-3),
          'efficientnet_lite0_motion': dict(arch='efficientnet_lite0_motion', frames=16, bs=32, lr=1e-3),
          'efficientnet_lite0_slowfast': dict(arch='efficientnet_lite0_slowfast', frames=32, bs=32, lr=1e-3),
+         'efficientnet_lite0_pairs': dict(arch='efficientnet_lite0_pairs', frames=16, bs=32, lr=1e-3),
          'r2plus1d_18': dict(arch='r2plus1d_18', frames=16, bs=32, lr=1e-3)}
 if unknown := [n for n in names if n not in known]: sys.exit(f'unknown RUNS {unknown}; known: {", ".join(known)}')
 runs = [(n, known[n]) for n in names]                      # in the order asked

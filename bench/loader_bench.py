@@ -19,7 +19,9 @@ On CUDA every timed stage is synchronised. The training loop waits for what the 
 step runs.
 
     python bench/loader_bench.py [--prepared data/prepared] [--device auto] [--frames 16] [--bs 32]
-                                 [--workers 0,4,8] [--batches 30]
+                                 [--workers 0,4,8] [--batches 30] [--pairs]
+
+`--pairs` loads each sampled frame with the next stored one, as for `efficientnet_lite0_pairs` (2 x frames).
 
 Prints a table and writes bench/results/loader_bench.json."""
 import argparse
@@ -69,14 +71,14 @@ def _per_batch(it, n: int, dev: torch.device, skip: int = 3) -> tuple[float, flo
     return first, (time.perf_counter() - t) / n
 
 
-def bench(prepared: str, device: str, frames: int, bs: int, workers: int, batches: int) -> dict:
+def bench(prepared: str, device: str, frames: int, bs: int, workers: int, batches: int, pairs: bool = False) -> dict:
     dev = pick_device(device)
     mean, std = arch_info('efficientnet_lite0')['stats']
     dls = clip_dataloaders(prepared, n_frames=frames, bs=bs, mean=mean, std=std, num_workers=workers, device=dev,
-                           seed=0, sampler='balanced')
+                           seed=0, sampler='balanced', pairs=pairs)
     dl = dls.train
     n = min(batches, len(dl) - 4)
-    res = dict(workers=workers, device=str(dev), bs=bs, frames=frames, batches=n)
+    res = dict(workers=workers, device=str(dev), bs=bs, frames=frames, pairs=pairs, batches=n)
     gen = dl.create_batches(dl.get_idxs())          # one process, no workers
     res['items_s'] = _per_batch(gen, n, torch.device('cpu'))[1]
     res['start_fastai_s'] = _per_batch(_fastai_batches(dl), 1, dev, skip=0)[0]
@@ -101,13 +103,14 @@ def main() -> None:
     ap.add_argument('--bs', type=int, default=32)
     ap.add_argument('--workers', default='0', help='comma-separated worker counts to compare')
     ap.add_argument('--batches', type=int, default=30)
+    ap.add_argument('--pairs', action='store_true', help='frame pairs (each sampled frame and the next stored one)')
     ap.add_argument('--out', default='bench/results/loader_bench.json')
     a = ap.parse_args()
     rows = []
     print(f"{'workers':>7} {'items':>8} {'start fastai':>12} {'start kept':>10} {'workers':>8} {'+transfer':>10} {'+tfms':>8} {'tfms':>8}   ms per batch"
-          f" ({a.bs} clips x {a.frames} frames)")
+          f" ({a.bs} clips x {a.frames} frames{' x 2 (pairs)' if a.pairs else ''})")
     for w in [int(x) for x in a.workers.split(',')]:
-        r = bench(a.prepared, a.device, a.frames, a.bs, w, a.batches)
+        r = bench(a.prepared, a.device, a.frames, a.bs, w, a.batches, a.pairs)
         rows.append(r)
         print(f"{w:>7} {r['items_s']*1e3:8.1f} {r['start_fastai_s']*1e3:12.1f} {r['start_kept_s']*1e3:10.1f} {r['workers_s']*1e3:8.1f} {r['transfer_s']*1e3:10.1f}"
               f" {r['loader_s']*1e3:8.1f} {r['tfms_s']*1e3:8.1f}", flush=True)

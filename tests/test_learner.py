@@ -58,7 +58,7 @@ def test_metrics_schema_and_threshold_from_validation(project):
     # or a tiny model's near-equal scores (0.5120954 vs 0.51209563) can fall on the other side of the threshold
     pred = pd.read_csv(project/'reports'/'eval'/'predictions.csv', dtype={'p': np.float32})
     va, te = pred[pred.split == 'valid'], pred[pred.split == 'test']
-    assert m['threshold'] == pytest.approx(choose_threshold(va.label, va.p))          # chosen on validation ...
+    assert m['threshold'] == pytest.approx(choose_threshold(va.label, va.p, m['threshold_criterion']))          # chosen on validation ...
     assert m['clip']['test'] == pytest.approx(binary_metrics(te.label, te.p, m['threshold']))   # ... applied to test
     from accident_nbdev.data import load_manifests
     videos, _ = load_manifests(project/'data'/'prepared')
@@ -82,6 +82,7 @@ def test_export_parity_and_card(project):
     assert card['threshold'] == json.loads((project/'reports'/'eval'/'metrics.json').read_text())['threshold']
     pre = card['preprocessing']
     assert (pre['fps'], pre['size'], pre['frames']) == (4.0, 32, 4) and len(card['data']['manifest_sha1']) == 40
+    assert card['version'] == f"small-{card['data']['manifest_sha1'][:8]}-{card['model']['sha256'][:8]}"   # names this model
     assert 'auroc_change' in card['quantized'] and (serve/'model.int8.onnx').exists()
     assert (serve/'model_card.md').read_text().startswith('# Model card')
     # an independent parity check on other real clips, with a batch size the export never saw
@@ -131,3 +132,23 @@ def test_efficientnet_lite0_weights_from_the_wheel():
     cat, cup = imagenet_top5(m, data.chelsea()), imagenet_top5(m, data.coffee())
     assert cat[0] == 282 and {281, 285} & set(cat)          # tiger cat; tabby / Egyptian cat among the top 5
     assert cup[0] == 967                                      # espresso
+
+
+def test_frame_pairs_model_end_to_end(project, tmp_path):
+    """A frame-pairs model (the default arch) through train -> evaluate -> export -> predict: the summary and the
+    card say pairs, the ONNX input takes two frames per sampled point, and serving follows the card."""
+    proj = tmp_path/'pairs'
+    (proj/'nbs').mkdir(parents=True)
+    shutil.copy(ROOT/'nbs'/'03_train.ipynb', proj/'nbs')
+    shutil.copytree(project/'data'/'prepared', proj/'data'/'prepared')
+    write_params(proj/'params.yaml', prepare=SMALL_PREPARE,
+                 train=dict(arch='efficientnet_lite0_pairs', freeze=4, frames=4, epochs=1, bs=8, patience=1))
+    for cmd in ('train', 'evaluate', 'export'): run_accident(cmd, cwd=proj)
+    assert json.loads((proj/'models'/'train.json').read_text())['pairs'] is True
+    card = json.loads((proj/'models'/'serve'/'model_card.json').read_text())
+    assert card['preprocessing']['pairs'] is True and card['preprocessing']['frames'] == 4
+    assert card['model']['input']['shape'] == ['batch', 8, 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
+    assert 'each followed by the next frame' in (proj/'models'/'serve'/'model_card.md').read_text()
+    video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
+    r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
+    assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
