@@ -127,14 +127,15 @@ class ClipAug(RandTransform):
         flip = torch.where(torch.rand(B, device=dev) < self.flip, -1., 1.)
         theta = torch.zeros(B, 2, 3, device=dev)
         theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx * flip, tx, sy, ty
-        grid = F.affine_grid(theta.repeat_interleave(T, 0), (B * T, C, H, W), align_corners=False)
-        y = F.grid_sample(x.flatten(0, 1), grid, mode='bilinear', padding_mode='reflection', align_corners=False)
-        y = y.view(B, T, C, H, W)
+        grid = F.affine_grid(theta, (B, T * C, H, W), align_corners=False)          # one grid per clip ...
+        y = F.grid_sample(x.reshape(B, T * C, H, W), grid, mode='bilinear', padding_mode='reflection',
+                          align_corners=False).view(B, T, C, H, W)                  # ... its frames as channels
         b, c, s = [1 + u(-m, m).view(B, 1, 1, 1, 1) for m in (self.brightness, self.contrast, self.saturation)]
-        grey = y.mean(2, keepdim=True)
-        y = grey + (y - grey) * s                                     # saturation
-        y = (y - y.mean((1, 2, 3, 4), keepdim=True)) * c + y.mean((1, 2, 3, 4), keepdim=True)   # contrast
-        return TensorClip((y * b).clamp(0, 1))                        # brightness
+        grey, mean = y.mean(2, keepdim=True), y.mean((1, 2, 3, 4), keepdim=True)   # saturation keeps the mean
+        # saturation s, then contrast c about the clip's mean, then brightness b, folded into one map, in place:
+        # b * (c * (grey + s * (y - grey) - mean) + mean) = b*c*s * y + b*c*(1-s) * grey + b*(1-c) * mean
+        y.mul_(b * c * s).add_(grey * (b * c * (1 - s))).add_(b * (1 - c) * mean)
+        return TensorClip(y.clamp_(0, 1))
 
 # %% ../nbs/03a_learner.ipynb #4fe6854a
 def ClipBlock(prepared: str | Path, n_frames: int = 8, size: int | None = None, mean=(0.5,) * 3, std=(0.5,) * 3,
