@@ -234,9 +234,7 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     from accident_nbdev.data import load_manifests
     prepared, out = Path(prepared), Path(out)
     if not (prepared/'clips.csv').exists(): raise AccidentError(f'no clips.csv in {prepared}: run `accident prepare` first')
-    aggregate([0.0], video_agg)                                                  # checks the name
-    if threshold not in THRESHOLD_CRITERIA:
-        raise AccidentError(f'unknown threshold criterion {threshold!r}; known: {", ".join(THRESHOLD_CRITERIA)}')
+    aggregate([0.0], video_agg); choose_threshold([0, 1], [0.0, 1.0], threshold)   # check the names first
     model, info = load_trained(model_dir, device)
     videos, clips = load_manifests(prepared)
     stats = json.loads((prepared/'stats.json').read_text()) if (prepared/'stats.json').exists() else {}

@@ -125,7 +125,7 @@ def render_card(card: dict) -> str:
              f"Video decoded at **{p['fps']:g} fps**, frames resized to **{p['size']}×{p['size']}** (area), RGB uint8. "
              f"Windows of **{p['clip_seconds']:g} s** ({p['window_frames']} frames) every **{p['stride_seconds']:g} s**; "
              f"from each window **{p['frames']} frames** at segment centres{pair}. The ONNX input is `frames` "
-             f"`[batch, {p['frames'] * (2 if p.get('pairs') else 1)}, {p['size']}, {p['size']}, 3]` uint8; normalisation (mean {p['mean']}, "
+             f"`[batch, {card['model']['input']['shape'][1]}, {p['size']}, {p['size']}, 3]` uint8; normalisation (mean {p['mean']}, "
              f"std {p['std']}) is inside the graph. Output `prob`: accident probability per window.", '',
              '## Decision', '',
              f"Window threshold **{f(card['threshold'])}** ({crit} on validation). Video score: `{card['video_agg']}` of "

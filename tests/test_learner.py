@@ -122,6 +122,11 @@ def test_bad_input_messages(project, tmp_path):
     assert cp.returncode == 2 and 'holds only class 0' in cp.stderr and not (tmp_path/'m').exists()
     cp = run_accident('export', '--metrics', tmp_path/'none.json', cwd=project, check=False)
     assert cp.returncode == 2 and 'accident evaluate' in cp.stderr
+    # an unknown threshold rule in params.yaml: refused before any scoring, nothing written
+    write_params(tmp_path/'params.yaml', evaluate=dict(threshold='accuracy'))
+    cp = run_accident('evaluate', project/'data'/'prepared', '--model', project/'models', '--out', tmp_path/'eval',
+                      cwd=tmp_path, check=False)
+    assert cp.returncode == 2 and 'known: youden, f1' in cp.stderr and not (tmp_path/'eval').exists()
 
 
 def test_efficientnet_lite0_weights_from_the_wheel():
