@@ -501,6 +501,10 @@ def _lite0(pretrained, diff=False, motion=False, every=1, pairs=False):
     return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]),
                      SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms, every=every, pairs=pairs)
 
+def _lite0_arch(desc: str, motion: bool = False, every: int = 1, pairs: bool = False) -> dict:
+    "An `ARCHS` entry for EfficientNet-Lite0: its builder, and the frame layout it takes (read without building it)."
+    return dict(make=partial(_lite0, motion=motion, every=every, pairs=pairs), stats=HALF, every=every, pairs=pairs, desc=desc)
+
 def _resnet(name):
     def make(pretrained, diff=False):
         r = torchvision_resnet(name, pretrained)
@@ -518,13 +522,13 @@ def _video3d(name):
 
 ARCHS = {
     'small': dict(make=_small, stats=HALF, desc='small 2-D CNN from scratch on frames + frame differences, spatio-temporal head'),
-    'efficientnet_lite0': dict(make=_lite0, stats=HALF, desc='timm tf_efficientnet_lite0, ImageNet weights from the wheel'),
-    'efficientnet_lite0_motion': dict(make=partial(_lite0, motion=True), stats=HALF,
-                                      desc='efficientnet_lite0 + a motion stream on frame differences (trained from scratch)'),
-    'efficientnet_lite0_slowfast': dict(make=partial(_lite0, motion=True, every=4), stats=HALF, every=4,
-                                        desc='efficientnet_lite0 on every 4th frame, the motion stream on every frame (use 32 frames)'),
-    'efficientnet_lite0_pairs': dict(make=partial(_lite0, motion=True, pairs=True), stats=HALF, pairs=True,
-                                     desc="efficientnet_lite0 + the motion stream on each sampled frame's change to the next stored one (1/8 s)"),
+    'efficientnet_lite0': _lite0_arch('timm tf_efficientnet_lite0, ImageNet weights from the wheel'),
+    'efficientnet_lite0_motion': _lite0_arch('efficientnet_lite0 + a motion stream on frame differences (trained from scratch)',
+                                             motion=True),
+    'efficientnet_lite0_slowfast': _lite0_arch('efficientnet_lite0 on every 4th frame, the motion stream on every frame '
+                                               '(use 32 frames)', motion=True, every=4),
+    'efficientnet_lite0_pairs': _lite0_arch("efficientnet_lite0 + the motion stream on each sampled frame's change to the next "
+                                            'stored one (1/8 s)', motion=True, pairs=True),
     'resnet18': dict(make=_resnet('resnet18'), stats=IMAGENET, desc='torchvision resnet18 (ImageNet weights if cached)'),
     'resnet34': dict(make=_resnet('resnet34'), stats=IMAGENET, desc='torchvision resnet34 (ImageNet weights if cached)'),
     'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN'),
