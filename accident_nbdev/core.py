@@ -55,7 +55,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'clip_seconds': 4.0,        # length of one training clip (window), seconds
         'stride_seconds': 1.0,      # step between window starts, seconds
         'target_fps': 8.0,          # frames per second kept from every video
-        'size': 112,                # frames are resized to size x size pixels
+        'size': 160,                # frames are resized to size x size pixels
         'valid_frac': 0.15,         # share of videos (by group) in the validation split
         'test_frac': 0.15,          # share of videos (by group) in the test split
         'min_overlap_seconds': 1.0, # accident window: overlaps the accident interval this long
@@ -70,10 +70,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     'train': {
         'arch': 'efficientnet_lite0_pairs',   # model name, see accident_nbdev.learner.ARCHS
         'pretrained': True,         # ImageNet weights for 2-D backbones (never downloaded)
-        'freeze': 4,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
+        'freeze': 5,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
         'frames': 8,                # frames sampled from each window
         'size': 0,                  # input size in pixels; 0 = as prepared
-        'epochs': 4,
+        'epochs': 3,
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
         'bs': 16,
         'weight_decay': 0.01,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 import warnings
 from functools import partial
 from pathlib import Path
@@ -36,9 +37,10 @@ from .data import load_manifests, sample_indices
 __all__ = ['log', 'LITE0_STAGES', 'IMAGENET', 'KINETICS', 'HALF', 'ARCHS', 'TensorClip', 'ClipLoader', 'ClipToFloat',
            'ClipNormalize', 'ClipAug', 'ClipBlock', 'load_clips', 'ClipDL', 'BalancedDL', 'clip_dataloaders',
            'clip_items', 'split_clips', 'make_tiny_prepared', 'show_batch', 'show_results', 'frame_change',
-           'SpatioTemporalHead', 'FrameDiff', 'MotionStream', 'ClipModel', 'Clip3D', 'small_cnn', 'lite0_weights_path',
-           'lite0_state_dict', 'efficientnet_lite0', 'imagenet_top5', 'torchvision_weights', 'torchvision_resnet',
-           'arch_info', 'accident_model', 'class_weights', 'accident_learner']
+           'SpatioTemporalHead', 'FrameDiff', 'MotionStream', 'ClipModel', 'Clip3D', 'OnnxFrozen', 'onnx_frozen',
+           'small_cnn', 'lite0_weights_path', 'lite0_state_dict', 'efficientnet_lite0', 'imagenet_top5',
+           'torchvision_weights', 'torchvision_resnet', 'arch_info', 'accident_model', 'class_weights',
+           'accident_learner']
 
 # %% ../nbs/03a_learner.ipynb #76ba49dd
 log = get_logger('learner')
@@ -366,7 +368,8 @@ class ClipModel(nn.Module):
     With `every` > 1 the backbone sees one frame of each run of `every` (the middle one; a random one per batch
     in training) and the motion stream all of them (SlowFast-style). With `pairs` a clip is frame pairs `[B,2T,...]`:
     the backbone sees the first frame of each pair, the motion stream (built with `pairs`) all of them. With
-    `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster)."""
+    `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster).
+    `frozen_runner`, when set, computes the frozen backbone stages instead of PyTorch (see `OnnxFrozen`)."""
     def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True,
                  motion: nn.Module | None = None, every: int = 1, pairs: bool = False):
         super().__init__()
@@ -376,7 +379,7 @@ class ClipModel(nn.Module):
             backbone.to(memory_format=torch.channels_last)
             backbone.register_forward_pre_hook(_to_channels_last)
         self.encoder, self.head = TimeDistributed(backbone), head
-        self.n_frozen = 0
+        self.n_frozen, self.channels_last, self.frozen_runner = 0, channels_last, None
     def forward(self, x):
         if self.pairs and x.shape[1] % 2:
             raise AccidentError(f'this model takes frame pairs (an even number of frames per clip), got {x.shape[1]}')
@@ -384,10 +387,19 @@ class ClipModel(nn.Module):
         if a.shape[1] % self.every:
             raise AccidentError(f'this model takes a multiple of {self.every} frames per clip, got {a.shape[1]}')
         o = int(torch.randint(self.every, ())) if self.training and self.every > 1 else self.every // 2
-        f = self.encoder(self.diff(a[:, o::self.every]))
+        f = self.encode(self.diff(a[:, o::self.every]))
         if self.motion is not None:
             f = torch.cat([f, self.motion(x)], 2)
         return self.head(f)
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        "Per-frame feature maps `[B,T,C,h,w]` of frames `[B,T,3,H,W]`; the frozen stages by `frozen_runner` if set."
+        run = getattr(self, 'frozen_runner', None)
+        if run is None or not self.n_frozen: return self.encoder(a)
+        B, T = a.shape[:2]
+        h = run(a.flatten(0, 1)).to(a.device)
+        if self.channels_last: h = h.contiguous(memory_format=torch.channels_last)
+        h = self.encoder.module[self.n_frozen:](h)
+        return h.view(B, T, *h.shape[1:])
     def freeze(self, n: int) -> 'ClipModel':
         "Freeze the first `n` modules of the backbone (weights and batch-norm statistics); 0 unfreezes all."
         body = self.encoder.module
@@ -407,6 +419,55 @@ class Clip3D(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__(); self.net = net
     def forward(self, x): return self.net(x.transpose(1, 2))
+
+# %% ../nbs/03a_learner.ipynb #3f865553
+class OnnxFrozen:
+    """Inference of a frozen module in ONNX Runtime on the CPU: `OnnxFrozen(module)(x)` equals `module(x)` without
+    gradients. One session per input shape, exported on first use and checked against PyTorch (max abs difference
+    `tol`); where export or the check fails the module itself is used, with a warning."""
+    def __init__(self, module: nn.Module, threads: int | None = None, tol: float = 1e-3):
+        self.module, self.threads, self.tol, self.sessions = module, threads, tol, {}
+    def _build(self, x: torch.Tensor):
+        import onnxruntime as ort
+        ex = x[:2] if len(x) > 1 else x.repeat(2, *[1] * (x.ndim - 1))
+        ex = ex.detach().float().cpu().contiguous()
+        try:
+            with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                f = Path(d)/'frozen.onnx'
+                torch.onnx.export(self.module.eval(), (ex,), str(f), input_names=['x'], output_names=['y'],
+                                  dynamic_shapes=({0: torch.export.Dim('n')},), dynamo=True, external_data=False,
+                                  verbose=False)
+                so = ort.SessionOptions(); so.log_severity_level = 3
+                so.intra_op_num_threads = self.threads or torch.get_num_threads()
+                sess = ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider'])
+            with torch.no_grad(): ref = self.module(ex)
+            diff = float((torch.from_numpy(sess.run(None, {'x': ex.numpy()})[0]) - ref).abs().max())
+            if not diff <= self.tol: raise AccidentError(f'ONNX Runtime differs from PyTorch by {diff:.2g} (tol {self.tol:g})')
+            return sess
+        except Exception as e:
+            log.warning(f'frozen stages stay in PyTorch: {type(e).__name__}: {str(e)[:300]}')
+            return None
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape[1:])
+        if key not in self.sessions: self.sessions[key] = self._build(x)
+        sess = self.sessions[key]
+        with torch.no_grad():
+            if sess is None: return self.module(x)
+            return torch.from_numpy(sess.run(None, {'x': x.detach().float().cpu().contiguous().numpy()})[0])
+
+def onnx_frozen(model: nn.Module, on: bool = True) -> bool:
+    """Give a `ClipModel` with frozen stages on the CPU an `OnnxFrozen` runner for them (`on=False` removes it).
+    Returns whether one is set; other models, devices, or a missing onnxruntime leave the model as it is."""
+    if not isinstance(model, ClipModel): return False
+    if not on or not model.n_frozen: model.frozen_runner = None; return False
+    if next(model.parameters()).device.type != 'cpu': return False
+    try: import onnxruntime  # noqa: F401
+    except ImportError: return False
+    frozen = model.encoder.module[:model.n_frozen]
+    if any(p.requires_grad for p in frozen.parameters()): return False
+    model.frozen_runner = OnnxFrozen(frozen)
+    return True
 
 # %% ../nbs/03a_learner.ipynb #40b1c192
 def _conv_bn(ci: int, co: int, stride: int = 1) -> nn.Sequential:

@@ -20,11 +20,11 @@ from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 
 from .core import (AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic,
                                  write_text_atomic)
-from .learner import ARCHS, accident_learner, arch_info, clip_dataloaders, load_clips
+from .learner import ARCHS, accident_learner, arch_info, clip_dataloaders, load_clips, onnx_frozen
 
 # %% auto #0
 __all__ = ['log', 'pick_device', 'ProfileCallback', 'CheckpointCallback', 'load_checkpoint', 'BestModelCallback',
-           'EarlyStopCallback', 'EpochLogCallback', 'PlainMetricsCallback', 'train_model']
+           'EarlyStopCallback', 'EpochLogCallback', 'OnnxFrozenCallback', 'PlainMetricsCallback', 'train_model']
 
 # %% ../nbs/03b_training.ipynb #bf5f2258
 log = get_logger('training')
@@ -129,6 +129,13 @@ class EpochLogCallback(Callback):
         old = pd.read_csv(self.fname) if self.fname.exists() else None
         write_csv_atomic(self.fname, row if old is None else pd.concat([old[old.epoch < self.epoch], row]))
 
+# %% ../nbs/03b_training.ipynb #3b252c3a
+class OnnxFrozenCallback(Callback):
+    "During a fit on the CPU, run the model's frozen backbone stages in ONNX Runtime (`onnx_frozen`); removed after it."
+    def before_fit(self): self.on = onnx_frozen(self.learn.model)
+    def after_fit(self):
+        if self.on: onnx_frozen(self.learn.model, on=False)
+
 # %% ../nbs/03b_training.ipynb #32f366cc
 def _wandb_cb(project: str, out: Path):
     try:
@@ -174,9 +181,10 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                 pretrained: bool = True, freeze: int = 0, frames: int = 16, size: int = 0, epochs: int = 12, lr: float = 3e-3,
                 bs: int = 16, weight_decay: float = 0.01, patience: int = 6, seed: int = 42, device: str = 'auto',
                 sampler: str = 'all', workers: int = 0, resume: bool = False, wandb: bool = False, dvclive: bool = True,
-                weights: str | None = None, show_progress: bool = True):
+                weights: str | None = None, show_progress: bool = True, frozen_ort: bool = True):
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
-    `profile.json` and `train.json` to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`).
+    `profile.json` and `train.json` to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`);
+    with `frozen_ort`, frozen backbone stages run in ONNX Runtime when training on the CPU (`OnnxFrozenCallback`).
     Returns the fastai `Learner` (with the best weights loaded)."""
     every, pairs = arch_info(arch).get('every', 1), arch_info(arch).get('pairs', False)
     if frames % every:
@@ -209,6 +217,8 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     prof = ProfileCallback(out/'profile.json')
     cbs = [save, EarlyStopCallback(monitor='roc_auc_score', comp=np.greater, patience=patience),
            EpochLogCallback(out/'train_log.csv', append=start > 0), CheckpointCallback(last), prof]
+    ort_cb = OnnxFrozenCallback() if frozen_ort else None
+    if ort_cb: cbs.append(ort_cb)
     if dvclive: cbs += _dvclive_cb(out, start > 0)
     if wandb: cbs.append(_wandb_cb('accident_nbdev', out))
     t0 = time.time()
@@ -221,7 +231,8 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                    epochs=epochs, lr=lr, bs=bs, weight_decay=weight_decay, seed=seed, device=str(dev), sampler=sampler,
                    mean=list(mean), std=list(std), best_valid_auroc=None if save.best is None else float(save.best),
                    epochs_run=n_rows, train_seconds=round(secs, 1),
-                   profile=getattr(prof, 'summary', None), prepared=str(prepared),
+                   profile=getattr(prof, 'summary', None), onnx_frozen=bool(getattr(ort_cb, 'on', False)),
+                   prepared=str(prepared),
                    n_train=len(dls.train_ds), n_train_per_epoch=len(dls.train) * bs, n_valid=len(dls.valid_ds))
     write_json_atomic(out/'train.json', summary)
     learn.summary_ = summary
