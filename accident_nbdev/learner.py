@@ -407,7 +407,7 @@ class ClipModel(nn.Module):
             raise AccidentError(f'cannot freeze {n} backbone modules of {type(body).__name__}')
         for i, m in enumerate(body):
             for p in m.parameters(): p.requires_grad_(i >= n)
-        self.n_frozen = n
+        self.n_frozen, self.frozen_runner = n, None                         # a runner computes the old frozen stages
         return self.train(self.training)
     def train(self, mode: bool = True):
         super().train(mode)
