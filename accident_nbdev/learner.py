@@ -428,22 +428,18 @@ class OnnxFrozen:
     def __init__(self, module: nn.Module, threads: int | None = None, tol: float = 1e-3):
         self.module, self.threads, self.tol, self.sessions = module, threads, tol, {}
     def _build(self, x: torch.Tensor):
-        import onnxruntime as ort
+        from accident_nbdev.export import check_parity, ort_session      # the export chapter's session and check
         ex = x[:2] if len(x) > 1 else x.repeat(2, *[1] * (x.ndim - 1))
         ex = ex.detach().float().cpu().contiguous()
         try:
             with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 f = Path(d)/'frozen.onnx'
-                torch.onnx.export(self.module.eval(), (ex,), str(f), input_names=['x'], output_names=['y'],
+                torch.onnx.export(self.module.eval(), (ex,), str(f), input_names=['frames'], output_names=['y'],
                                   dynamic_shapes=({0: torch.export.Dim('n')},), dynamo=True, external_data=False,
                                   verbose=False)
-                so = ort.SessionOptions(); so.log_severity_level = 3
-                so.intra_op_num_threads = self.threads or torch.get_num_threads()
-                sess = ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider'])
-            with torch.no_grad(): ref = self.module(ex)
-            diff = float((torch.from_numpy(sess.run(None, {'x': ex.numpy()})[0]) - ref).abs().max())
-            if not diff <= self.tol: raise AccidentError(f'ONNX Runtime differs from PyTorch by {diff:.2g} (tol {self.tol:g})')
+                sess = ort_session(f, self.threads or torch.get_num_threads())
+            check_parity(self.module, sess, ex.numpy(), self.tol)
             return sess
         except Exception as e:
             log.warning(f'frozen stages stay in PyTorch: {type(e).__name__}: {str(e)[:300]}')
@@ -454,7 +450,7 @@ class OnnxFrozen:
         sess = self.sessions[key]
         with torch.no_grad():
             if sess is None: return self.module(x)
-            return torch.from_numpy(sess.run(None, {'x': x.detach().float().cpu().contiguous().numpy()})[0])
+            return torch.from_numpy(sess.run(None, {'frames': x.detach().float().cpu().contiguous().numpy()})[0])
 
 def onnx_frozen(model: nn.Module, on: bool = True) -> bool:
     """Give a `ClipModel` with frozen stages on the CPU an `OnnxFrozen` runner for them (`on=False` removes it).
