@@ -75,7 +75,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'size': 0,                  # input size in pixels; 0 = as prepared
         'epochs': 3,
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
-        'bs': 16,
+        'bs': 8,                    # clips per batch (CPU: 8 trains better than 16 in the same time, bench/README.md)
         'weight_decay': 0.01,
         'patience': 6,              # early stopping: epochs without a better validation AUROC
         'device': 'auto',           # auto | cpu | cuda | cuda:N | mps

@@ -154,6 +154,11 @@ def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by:
     return pd.DataFrame(rows, columns=['negative', 'n', 'mean_p', 'auroc'])
 
 # %% ../nbs/04_evaluate.ipynb #7df4454a
+def _has_ort() -> bool:
+    try: import onnxruntime  # noqa: F401
+    except ImportError: return False
+    return True
+
 def load_trained(model_dir: str | Path, device: str = 'cpu'):
     "The model trained into `model_dir` (eval mode) and its `train.json` summary (`pairs` filled in from the arch)."
     import torch
@@ -169,16 +174,19 @@ def load_trained(model_dir: str | Path, device: str = 'cpu'):
     return model.to(device).eval(), info
 
 def predict_clips(model, prepared: str | Path, clips: pd.DataFrame, n_frames: int, size: int | None,
-                  mean, std, bs: int = 32, device: str = 'cpu', pairs: bool = False) -> np.ndarray:
-    "Accident probability of every row of `clips` (deterministic frame sampling, frame pairs if `pairs`, no augmentation)."
+                  mean, std, bs: int = 32, device: str = 'cpu', pairs: bool = False, ort: bool = True) -> np.ndarray:
+    """Accident probability of every row of `clips` (deterministic frame sampling, frame pairs if `pairs`, no augmentation).
+    On the CPU with `ort` the model runs in ONNX Runtime (`OnnxFrozen`: exported once, checked against PyTorch,
+    PyTorch itself where that fails); elsewhere, or with `ort=False`, in PyTorch."""
     import torch
-    from accident_nbdev.learner import ClipLoader, ClipNormalize, ClipToFloat, TensorClip
+    from accident_nbdev.learner import ClipLoader, ClipNormalize, ClipToFloat, OnnxFrozen, TensorClip
     load, tofloat, norm = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs), ClipToFloat(size), ClipNormalize(mean, std)
+    run = OnnxFrozen(model.eval()) if ort and torch.device(device).type == 'cpu' and _has_ort() else model
     rows, out = clips.to_dict('records'), []
     with torch.no_grad():
         for i in range(0, len(rows), bs):
             x = TensorClip(torch.stack([load(r, split_idx=1) for r in rows[i:i + bs]]).to(device))
-            out.append(model(norm(tofloat(x))).float().softmax(-1)[:, 1].cpu().numpy())
+            out.append(run(norm(tofloat(x)).as_subclass(torch.Tensor)).float().softmax(-1)[:, 1].cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 # %% ../nbs/04_evaluate.ipynb #752337a9

@@ -46,7 +46,7 @@ class ServeConfig:
     max_frames: int = 9000
     max_array_mb: float = 512.0
     threads: int = 0
-    concurrency: int = 1
+    concurrency: int = 2
     workers: int = 1
     int8: bool = False
     log_dir: str = 'logs'
@@ -88,6 +88,10 @@ class ServeConfig:
             if v is None: continue
             out[f'ACCIDENT_{k.upper()}'] = ('1' if v else '0') if isinstance(v, bool) else str(v)
         return out
+
+    def session_threads(self) -> int:
+        "ONNX Runtime threads per model run: `threads`, or (0) the cores shared out among the runs that may go at once."
+        return self.threads or max(1, (os.cpu_count() or 1) // (self.concurrency * self.workers))
 
 # %% ../nbs/06_serve.ipynb #532224ba
 MIN_FRAME_SIDE = 16
@@ -255,7 +259,7 @@ class _State:
 
     def load(self) -> None:
         try:
-            d = AccidentDetector(self.cfg.model_dir, threads=self.cfg.threads, int8=self.cfg.int8)
+            d = AccidentDetector(self.cfg.model_dir, threads=self.cfg.session_threads(), int8=self.cfg.int8)
             self.metrics.model_info.labels(d.version, d.card['model'].get('arch', '')).set(1)
             self.detector, self.error = d, None
             log.info(f'model {d.version} loaded from {self.cfg.model_dir}')

@@ -62,15 +62,17 @@ def ort_vs_torch(model_dir: Path, card: dict, threads: int, reps: int = 30) -> d
     from accident_nbdev.evaluate import load_trained
     from accident_nbdev.export import frames_model
     model, info = load_trained(train_dir)
-    if info.get('version', card['version']) != card['version'] and card['version'] not in str(info):
-        pass  # the card and the checkpoint come from the same `dvc repro`; compared as the same architecture either way
+    p = card['preprocessing']
+    if (info['arch'], info['size'], info['frames']) != (card['model']['arch'], p['size'], p['frames']):
+        return dict(skipped=f"models/best.pth ({info['arch']}, {info['size']} px) is not the served model "
+                            f"({card['model']['arch']}, {p['size']} px)")
     torch.set_num_threads(threads)
     wrapped = frames_model(model, info['mean'], info['std'])
     det = AccidentDetector(model_dir, threads=threads)
-    p = card['preprocessing']
     out = {}
     for bs in (1, 8):
-        x = np.random.default_rng(0).integers(0, 256, (bs, p['frames'], p['size'], p['size'], 3), dtype=np.uint8)
+        n = p['frames'] * (2 if p.get('pairs') else 1)                  # a frame-pairs model reads each frame and the next
+        x = np.random.default_rng(0).integers(0, 256, (bs, n, p['size'], p['size'], 3), dtype=np.uint8)
         xt = torch.from_numpy(x)
         def t_ort(): det.score_windows(x)
         def t_pt():
@@ -125,7 +127,8 @@ def main() -> int:
     iv = res['video30_inprocess']
     print(f"30 s video in process: {iv['seconds']:.2f} s ({iv['decode_s']:.2f} s decode, {iv['inference_s']:.2f} s model, "
           f"{iv['n_windows']} windows) = {iv['x_realtime']:.0f}x real time; over HTTP, one request: {one['timing']}")
-    if res['ort_vs_torch']:
+    if res['ort_vs_torch'] and 'skipped' in res['ort_vs_torch']: print(f"ONNX Runtime vs PyTorch: skipped: {res['ort_vs_torch']['skipped']}")
+    elif res['ort_vs_torch']:
         for k, x in res['ort_vs_torch'].items():
             print(f"{k}: ONNX Runtime {x['onnxruntime_ms']:.1f} ms, PyTorch eager {x['pytorch_ms']:.1f} ms -> {x['speedup']:.2f}x")
     else: print('ONNX Runtime vs PyTorch: skipped (no models/best.pth: run `dvc repro` first)')
