@@ -154,11 +154,6 @@ def negatives_auroc(clips: pd.DataFrame, videos: pd.DataFrame | None = None, by:
     return pd.DataFrame(rows, columns=['negative', 'n', 'mean_p', 'auroc'])
 
 # %% ../nbs/04_evaluate.ipynb #7df4454a
-def _has_ort() -> bool:
-    try: import onnxruntime  # noqa: F401
-    except ImportError: return False
-    return True
-
 def load_trained(model_dir: str | Path, device: str = 'cpu'):
     "The model trained into `model_dir` (eval mode) and its `train.json` summary (`pairs` filled in from the arch)."
     import torch
@@ -181,7 +176,7 @@ def predict_clips(model, prepared: str | Path, clips: pd.DataFrame, n_frames: in
     import torch
     from accident_nbdev.learner import ClipLoader, ClipNormalize, ClipToFloat, OnnxFrozen, TensorClip
     load, tofloat, norm = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs), ClipToFloat(size), ClipNormalize(mean, std)
-    run = OnnxFrozen(model.eval()) if ort and torch.device(device).type == 'cpu' and _has_ort() else model
+    run = OnnxFrozen(model.eval()) if ort and torch.device(device).type == 'cpu' else model
     rows, out = clips.to_dict('records'), []
     with torch.no_grad():
         for i in range(0, len(rows), bs):
