@@ -73,9 +73,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'freeze': 5,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
         'frames': 8,                # frames sampled from each window
         'size': 0,                  # input size in pixels; 0 = as prepared
-        'epochs': 3,
+        'epochs': 4,                # CPU: 4 epochs of batches of 4 fit in 20 min (bench/README.md)
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
-        'bs': 8,                    # clips per batch (CPU: 8 trains better than 16 in the same time, bench/README.md)
+        'bs': 4,                    # clips per batch (CPU: smaller batches train better per minute, bench/README.md)
         'weight_decay': 0.01,
         'patience': 6,              # early stopping: epochs without a better validation AUROC
         'device': 'auto',           # auto | cpu | cuda | cuda:N | mps

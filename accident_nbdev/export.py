@@ -100,12 +100,16 @@ def manifest_hash(prepared: str | Path) -> str:
         if p.exists(): h.update(p.read_bytes())
     return h.hexdigest()
 
+_CODE_PATHS = ('accident_nbdev', 'nbs', 'setup.py', 'settings.ini')   # what `code_version` calls code
+
 def code_version() -> str:
-    "Package version, plus the git commit (and `-dirty`) when run from a checkout."
+    """Package version, plus the git commit when run from a checkout, and `-dirty` when the code has uncommitted changes
+    (`accident_nbdev/`, `nbs/`, `setup.py`, `settings.ini`; the pipeline's own outputs, such as `dvc.lock`, do not count)."""
     try:
         root = Path(__file__).resolve().parents[1]
         sha = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', *_CODE_PATHS], cwd=root,
+                               capture_output=True, text=True, timeout=5)
         if sha.returncode == 0: return f'{__version__}+g{sha.stdout.strip()}{"-dirty" if dirty.stdout.strip() else ""}'
     except (OSError, subprocess.SubprocessError, NameError): pass
     return __version__
