@@ -93,15 +93,13 @@ def load_video(path: str | Path, fps: float, size: int, max_seconds: float = 600
 class AccidentDetector:
     "An exported accident model (ONNX + card), scoring frames, windows and video files with ONNX Runtime."
     def __init__(self, model_dir: str | Path = 'models/serve', threads: int = 0, int8: bool = False, batch_size: int = 16):
-        import onnxruntime as ort
+        from accident_nbdev.export import ort_session                     # the export chapter's CPU session
         self.model_dir, self.card = Path(model_dir), load_card(model_dir)
         f = self.card['model']['file']
         if int8:
             if not self.card.get('quantized'): raise AccidentError(f'{model_dir} has no INT8 model; export with quantize on')
             f = self.card['quantized']['file']
-        so = ort.SessionOptions(); so.log_severity_level = 3
-        if threads: so.intra_op_num_threads = threads
-        self.sess = ort.InferenceSession(str(self.model_dir/f), so, providers=['CPUExecutionProvider'])
+        self.sess = ort_session(self.model_dir/f, threads)
         self.bs = batch_size
         p = self.card['preprocessing']
         self.fps, self.size, self.frames = float(p['fps']), int(p['size']), int(p['frames'])
