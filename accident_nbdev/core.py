@@ -40,7 +40,7 @@ def find_project_root(start: str | Path | None = None) -> Path | None:
 DEFAULT_PARAMS: dict[str, Any] = {
     'seed': 42,
     'synth': {
-        'n_videos': 600,            # size of the built-in synthetic dataset
+        'n_videos': 1100,           # size of the built-in synthetic dataset
         'layout': 'tudat',          # 'tudat' (TU-DAT's folders) or 'folders' (accident/ and normal/)
         'time_of_day': 'mixed',     # day | dusk | night | mixed
         'weather': 'mixed',         # clear | rain | fog | mixed
@@ -56,8 +56,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'stride_seconds': 1.0,      # step between window starts, seconds
         'target_fps': 8.0,          # frames per second kept from every video
         'size': 160,                # frames are resized to size x size pixels
-        'valid_frac': 0.15,         # share of videos (by group) in the validation split
-        'test_frac': 0.15,          # share of videos (by group) in the test split
+        'valid_frac': 0.1,          # share of videos (by group) in the validation split
+        'test_frac': 0.1,           # share of videos (by group) in the test split
         'min_overlap_seconds': 1.0, # accident window: overlaps the accident interval this long
         'max_video_seconds': 600.0, # longer videos are cut here, with a warning
         'max_side': 8192,           # videos with a larger width or height are rejected
@@ -73,7 +73,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'freeze': 5,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
         'frames': 8,                # frames sampled from each window
         'size': 0,                  # input size in pixels; 0 = as prepared
-        'epochs': 4,                # CPU: 4 epochs of batches of 4 fit in 20 min (bench/README.md)
+        'epochs': 2,                # CPU: 2 epochs over 880 training videos fit in 20 min (bench/README.md)
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
         'bs': 4,                    # clips per batch (CPU: smaller batches train better per minute, bench/README.md)
         'weight_decay': 0.01,

@@ -166,6 +166,13 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     m = json.loads(metrics.read_text())
     model, info = load_trained(model_dir)
     videos, clips = load_manifests(prepared)
+    data_sha1, trained_on = manifest_hash(prepared), info.get('manifest_sha1')
+    if trained_on and trained_on != data_sha1:     # the card would name data the model never saw
+        raise AccidentError(f"{model_dir} was trained on prepared data with manifest SHA-1 {trained_on[:12]} ({info.get('prepared', '?')}), "
+                            f"but {prepared} has {data_sha1[:12]}: export with the prepared folder the model was trained on, "
+                            f"or retrain on this one (`accident train {prepared}`)")
+    if not trained_on: log.warning(f'{model_dir}/train.json does not record its training data (trained by an older version): '
+                                   f'the card takes the data hash from {prepared}')
     stats = json.loads((prepared/'stats.json').read_text()) if (prepared/'stats.json').exists() else {}
     pp = stats.get('params', {}).get('prepare', {})
     fps, clip_s = float(pp.get('target_fps', 8.0)), float(pp.get('clip_seconds', 4.0))
@@ -182,7 +189,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     if frames.shape[2] != S: raise AccidentError(f'prepared frames are {frames.shape[2]} px but the model takes {S} px')
     diff = check_parity(wrapped, sess, frames)
     onnx_sha = _sha256(onnx_path)
-    card = dict(format=CARD_FORMAT, name='accident_nbdev', version=f"{info['arch']}-{manifest_hash(prepared)[:8]}-{onnx_sha[:8]}",
+    card = dict(format=CARD_FORMAT, name='accident_nbdev', version=f"{info['arch']}-{data_sha1[:8]}-{onnx_sha[:8]}",
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'), code_version=code_version(),
                 model=dict(file='model.onnx', sha256=onnx_sha, size_mb=onnx_path.stat().st_size / 2**20,
                            arch=info['arch'], opset=opset, input=dict(name='frames', dtype='uint8', shape=['batch', T_in, S, S, 3]),
@@ -194,7 +201,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
                 threshold_criterion=m.get('threshold_criterion', 'f1'), video_agg=m['video_agg'], top_k=m['top_k'],
                 min_overlap_seconds=float(pp.get('min_overlap_seconds', 1.0)),
                 metrics=dict(clip_test=m['clip']['test'], video_test=m['video']['test'][m['video_agg']], onset=m['onset']),
-                data=dict(manifest_sha1=manifest_hash(prepared), n_videos=int(len(videos)), n_train_clips=int((clips.split == 'train').sum())),
+                data=dict(manifest_sha1=data_sha1, n_videos=int(len(videos)), n_train_clips=int((clips.split == 'train').sum())),
                 params={k: info.get(k) for k in ('arch', 'pretrained', 'freeze', 'frames', 'size', 'epochs', 'lr', 'bs', 'weight_decay', 'seed')})
     if quantize_int8:
         te = clips[clips.split == 'test']

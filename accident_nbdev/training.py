@@ -20,6 +20,7 @@ from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 
 from .core import (AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic,
                                  write_text_atomic)
+from .export import manifest_hash
 from .learner import ARCHS, accident_learner, arch_info, clip_dataloaders, load_clips, onnx_frozen
 
 # %% auto #0
@@ -183,7 +184,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                 sampler: str = 'all', workers: int = 0, resume: bool = False, wandb: bool = False, dvclive: bool = True,
                 weights: str | None = None, show_progress: bool = True, frozen_ort: bool = True):
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
-    `profile.json` and `train.json` to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`);
+    `profile.json` and `train.json` (the run's settings, timings and the prepared data's `manifest_hash`) to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`);
     with `frozen_ort`, frozen backbone stages run in ONNX Runtime when training on the CPU (`OnnxFrozenCallback`).
     Returns the fastai `Learner` (with the best weights loaded)."""
     every, pairs = arch_info(arch).get('every', 1), arch_info(arch).get('pairs', False)
@@ -192,6 +193,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                             f'(e.g. {8 * every}), got {frames}')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     prepared = Path(prepared)
+    data_sha1 = manifest_hash(prepared)                            # which data this model learns from (the card names it)
     dev = pick_device(device)
     set_seed(seed); torch.manual_seed(seed)
     if dev.type == 'cpu': nw = 0 if workers == 0 else workers     # CPU: the cores are busy training
@@ -232,7 +234,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                    mean=list(mean), std=list(std), best_valid_auroc=None if save.best is None else float(save.best),
                    epochs_run=n_rows, train_seconds=round(secs, 1),
                    profile=getattr(prof, 'summary', None), onnx_frozen=bool(getattr(ort_cb, 'on', False)),
-                   prepared=str(prepared),
+                   prepared=str(prepared), manifest_sha1=data_sha1,
                    n_train=len(dls.train_ds), n_train_per_epoch=len(dls.train) * bs, n_valid=len(dls.valid_ds))
     write_json_atomic(out/'train.json', summary)
     learn.summary_ = summary

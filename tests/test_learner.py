@@ -83,6 +83,7 @@ def test_export_parity_and_card(project):
     pre = card['preprocessing']
     assert (pre['fps'], pre['size'], pre['frames']) == (4.0, 32, 4) and len(card['data']['manifest_sha1']) == 40
     assert card['version'] == f"small-{card['data']['manifest_sha1'][:8]}-{card['model']['sha256'][:8]}"   # names this model
+    assert card['data']['manifest_sha1'] == json.loads((project/'models'/'train.json').read_text())['manifest_sha1']  # the training data
     assert 'auroc_change' in card['quantized'] and (serve/'model.int8.onnx').exists()
     assert (serve/'model_card.md').read_text().startswith('# Model card')
     # an independent parity check on other real clips, with a batch size the export never saw
@@ -122,6 +123,9 @@ def test_bad_input_messages(project, tmp_path):
     assert cp.returncode == 2 and 'holds only class 0' in cp.stderr and not (tmp_path/'m').exists()
     cp = run_accident('export', '--metrics', tmp_path/'none.json', cwd=project, check=False)
     assert cp.returncode == 2 and 'accident evaluate' in cp.stderr
+    # a prepared folder other than the one the model was trained on: the card would name the wrong data
+    cp = run_accident('export', '--prepared', bad, '--out', tmp_path/'serve', cwd=project, check=False)
+    assert cp.returncode == 2 and 'was trained on prepared data with manifest SHA-1' in cp.stderr and not (tmp_path/'serve').exists()
     # an unknown threshold rule in params.yaml: refused before any scoring, nothing written
     write_params(tmp_path/'params.yaml', evaluate=dict(threshold='accuracy'))
     cp = run_accident('evaluate', project/'data'/'prepared', '--model', project/'models', '--out', tmp_path/'eval',
