@@ -235,11 +235,12 @@ def _add_evaluate(sub) -> None:
 def cmd_export(args) -> int:
     "Export the trained model to ONNX with its model card."
     from accident_nbdev.export import export_model
-    params = _params(args, dict(export=dict(opset=args.opset, quantize=False if args.no_quantize else None)))
+    params = _params(args, dict(export=dict(opset=args.opset, quantize=False if args.no_quantize else None,
+                                            int8_fp32_convs=args.int8_fp32_convs)))
     out = Path(args.out) if args.out else _default_dir('models', 'serve')
     card = export_model(args.model or _default_dir('models'), args.prepared or _default_dir('data', 'prepared'),
                         args.metrics or _default_dir('reports', 'eval', 'metrics.json'), out,
-                        params['export']['opset'], params['export']['quantize'])
+                        params['export']['opset'], params['export']['quantize'], int8_fp32_convs=params['export']['int8_fp32_convs'])
     q = card.get('quantized')
     print(f"exported {card['version']} to {out/'model.onnx'} ({card['model']['size_mb']:.1f} MB, parity max abs diff "
           f"{card['model']['parity_max_abs_diff']:.1e})" + (f"; INT8 {q['size_mb']:.1f} MB, test AUROC change {q['auroc_change']:+.4f}" if q else ''))
@@ -255,6 +256,8 @@ def _add_export(sub) -> None:
     p.add_argument('--out', help='export folder (default models/serve)')
     p.add_argument('--opset', type=int, help='ONNX opset (default 18)')
     p.add_argument('--no-quantize', action='store_true', help='skip the INT8 model')
+    p.add_argument('--int8-fp32-convs', type=int, metavar='N',
+                   help='first N convolutions (the stem) left in FP32 in the INT8 model (default 3; 0 = quantise all)')
     p.set_defaults(func=cmd_export)
 
 # %% ../nbs/10_cli.ipynb #de2c7755

@@ -19,7 +19,7 @@ from .core import AccidentError, atomic_path, get_logger, write_json_atomic, wri
 
 # %% auto #0
 __all__ = ['log', 'CARD_FORMAT', 'frames_model', 'export_onnx', 'ort_session', 'clip_frames', 'run_onnx', 'check_parity',
-           'quantize', 'manifest_hash', 'code_version', 'render_card', 'export_model']
+           'first_convs', 'quantize', 'manifest_hash', 'code_version', 'render_card', 'export_model']
 
 # %% ../nbs/05_export.ipynb #a84d3797
 log = get_logger('export')
@@ -43,13 +43,18 @@ def frames_model(model, mean, std):
 
 # %% ../nbs/05_export.ipynb #d27005b0
 def export_onnx(wrapped, example, path: str | Path, opset: int = 18) -> Path:
-    "Export `wrapped` (see `frames_model`) to ONNX at `path` with a dynamic batch axis (atomic write)."
-    import torch
+    """Export `wrapped` (see `frames_model`) to ONNX at `path` with a dynamic batch axis (atomic write). The exporter's
+    per-node debugging metadata (source file paths, line numbers, stack traces) is dropped: the file, and so its hash,
+    depends on the graph and the weights only, not on where the code was installed or which line it sits on."""
+    import onnx, torch
     path = Path(path)
     with atomic_path(path, '.onnx') as tmp:
         torch.onnx.export(wrapped, (example,), str(tmp), input_names=['frames'], output_names=['prob'],
                           dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},), opset_version=opset,
                           dynamo=True, external_data=False, verbose=False)
+        m = onnx.load(str(tmp))
+        for node in m.graph.node: del node.metadata_props[:]
+        onnx.save(m, str(tmp))
     return path
 
 def ort_session(path: str | Path, threads: int = 0):
@@ -80,14 +85,22 @@ def check_parity(wrapped, sess, frames: np.ndarray, tol: float = 1e-4) -> float:
     if diff > tol: raise AccidentError(f'ONNX parity check failed: max abs difference {diff:.2e} > {tol:.0e}')
     return diff
 
-def quantize(src: str | Path, dst: str | Path) -> Path:
-    "ONNX Runtime dynamic INT8 quantisation of `src` into `dst` (atomic)."
+def first_convs(path: str | Path, n: int) -> list[str]:
+    "Names of the first `n` convolution nodes of the ONNX graph at `path`, in graph order (topological: the backbone's stem first)."
+    import onnx
+    if n < 0: raise AccidentError(f'the number of convolutions to keep in FP32 must be 0 or more, not {n}')
+    return [nd.name for nd in onnx.load(str(path)).graph.node if nd.op_type == 'Conv'][:n]
+
+def quantize(src: str | Path, dst: str | Path, fp32_convs: int = 3) -> Path:
+    "ONNX Runtime dynamic INT8 quantisation of `src` into `dst` (atomic), the first `fp32_convs` convolutions left in FP32."
     import logging
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    keep = first_convs(src, fp32_convs)
     root, level = logging.getLogger(), logging.getLogger().level
     root.setLevel(logging.ERROR)                  # the quantiser warns through the root logger about every input
     try:
-        with atomic_path(dst, '.onnx') as tmp: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+        with atomic_path(dst, '.onnx') as tmp:
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=keep)
     finally: root.setLevel(level)
     return Path(dst)
 
@@ -147,7 +160,8 @@ def render_card(card: dict) -> str:
     if card.get('quantized'):
         q = card['quantized']
         lines += ['', '## INT8 model', '', f"`{q['file']}`: test clip AUROC {f(q['test_auroc'])} "
-                  f"(FP32 {f(q['fp32_test_auroc'])}, change {q['auroc_change']:+.4f}); {q['size_mb']:.2f} MB vs {card['model']['size_mb']:.2f} MB."]
+                  f"(FP32 {f(q['fp32_test_auroc'])}, change {q['auroc_change']:+.4f}); {q['size_mb']:.2f} MB vs {card['model']['size_mb']:.2f} MB"
+                  + (f"; the first {q['fp32_convs']} convolutions kept in FP32." if q.get('fp32_convs') else '.')]
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/05_export.ipynb #e682b6d9
@@ -155,14 +169,16 @@ def _sha256(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdige
 
 def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                  metrics: str | Path = 'reports/eval/metrics.json', out: str | Path = 'models/serve',
-                 opset: int = 18, quantize_int8: bool = True, parity_clips: int = 48) -> dict:
-    "Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise. Returns the card."
+                 opset: int = 18, quantize_int8: bool = True, parity_clips: int = 48, int8_fp32_convs: int = 3) -> dict:
+    "Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise (see `quantize`). Returns the card."
     import torch
     from sklearn.metrics import roc_auc_score
     from accident_nbdev.data import load_manifests
     from accident_nbdev.evaluate import load_trained
     prepared, out, metrics = Path(prepared), Path(out), Path(metrics)
     if not metrics.exists(): raise AccidentError(f'no {metrics}: run `accident evaluate` first (the card needs its threshold)')
+    if quantize_int8 and int8_fp32_convs < 0:
+        raise AccidentError(f'int8_fp32_convs must be 0 or more (convolutions kept in FP32 in the INT8 model), not {int8_fp32_convs}')
     m = json.loads(metrics.read_text())
     model, info = load_trained(model_dir)
     videos, clips = load_manifests(prepared)
@@ -206,11 +222,12 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     if quantize_int8:
         te = clips[clips.split == 'test']
         tf = clip_frames(prepared, te, T, pairs)
-        q = quantize(onnx_path, out/'model.int8.onnx')
+        q = quantize(onnx_path, out/'model.int8.onnx', int8_fp32_convs)
         p32, p8 = run_onnx(sess, tf), run_onnx(ort_session(q), tf)
         a32, a8 = float(roc_auc_score(te.label, p32)), float(roc_auc_score(te.label, p8))
         card['quantized'] = dict(file=q.name, sha256=_sha256(q), size_mb=q.stat().st_size / 2**20, test_auroc=a8,
-                                 fp32_test_auroc=a32, auroc_change=a8 - a32, max_abs_diff=float(np.abs(p8 - p32).max()))
+                                 fp32_test_auroc=a32, auroc_change=a8 - a32, max_abs_diff=float(np.abs(p8 - p32).max()),
+                                 fp32_convs=int8_fp32_convs)
     else: (out/'model.int8.onnx').unlink(missing_ok=True)
     write_json_atomic(out/'model_card.json', card)
     write_text_atomic(out/'model_card.md', render_card(card))
