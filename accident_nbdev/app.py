@@ -29,17 +29,20 @@ EXAMPLES = {'accident_rear_end.mp4': dict(label=1, scenario='rear_end', seed=202
             'normal_traffic.mp4': dict(label=0, scenario='normal', seed=2025)}
 
 def example_videos(folder: str | Path | None = None) -> list[Path]:
-    "The demo's example videos, generated with the built-in generator on first use and cached in `folder`."
+    """The demo's example videos, generated with the built-in generator on first use and cached in `folder`, each with
+    its annotation beside it (`<name>.json`: scenario, `onset_s`, `end_s`, ... as `generate_video` returns it)."""
+    from accident_nbdev.core import write_json_atomic
     from accident_nbdev.synth import generate_video
     folder = Path(folder or os.environ.get('ACCIDENT_CACHE') or Path.home()/'.cache'/'accident_nbdev')/'examples'
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name, e in EXAMPLES.items():
         f = folder/name
-        if not f.exists():
+        if not f.exists() or not f.with_suffix('.json').exists():
             spec = dict(index=0, seed=e['seed'], label=e['label'], scenario=e['scenario'], layout='straight', time_of_day='day',
                         weather='clear', width=426, height=240, fps=12, duration=10.0, crf=23, preset='superfast')
-            generate_video(spec, f)           # written to a temporary file, then renamed
+            ann = generate_video(spec, f)     # written to a temporary file, then renamed
+            write_json_atomic(f.with_suffix('.json'), ann)
         out.append(f)
     return out
 
