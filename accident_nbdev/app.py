@@ -64,11 +64,7 @@ def analyse_video(det: AccidentDetector, path: str | Path, threshold: float | No
                   max_side: int = 4096) -> dict:
     """`det.predict_video` plus the label at `threshold` (default: the card's) and the frame at the peak window. Videos
     longer than `max_seconds` or with frames larger than `max_side` are refused before they are decoded."""
-    r = det.predict_video(path, max_seconds=max_seconds, max_side=max_side)
-    if threshold is not None:
-        r['threshold'] = threshold
-        r['label'] = 'accident' if r['probability'] >= threshold else 'normal'
-        if r['label'] == 'normal': r['onset_s'] = None
+    r = det.predict_video(path, max_seconds=max_seconds, max_side=max_side, threshold=threshold)
     w = max(r['windows'], key=lambda w: w['probability'])
     r['peak_s'] = (w['start_s'] + w['end_s']) / 2
     r['peak_frame'] = frame_at(path, r['peak_s'])

@@ -127,29 +127,32 @@ class AccidentDetector:
             frames = frames[np.minimum((np.arange(n) * fps / self.fps).astype(int), len(frames) - 1)]
         return self._resize(frames)
 
-    def predict_frames(self, frames: np.ndarray, fps: float | None = None) -> dict:
-        """Score decoded RGB frames `[N,H,W,3]` uint8, taken at the card's fps (or resampled from `fps`): the verdict,
-        the per-window timeline and the estimated onset."""
+    def predict_frames(self, frames: np.ndarray, fps: float | None = None, threshold: float | None = None) -> dict:
+        """Score decoded RGB frames `[N,H,W,3]` uint8, taken at the card's fps (or resampled from `fps`): the verdict at
+        `threshold` (default: the card's video threshold), the per-window timeline and the estimated onset."""
         frames = self.prepare_frames(frames, fps)
         t0 = time.perf_counter()
         idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs)
         x = frames[idx]                                                        # [N,frames(x2),size,size,3]
         p = self.score_windows(x)
         c = self.card
+        thr = c['video_threshold'] if threshold is None else float(threshold)
+        if not 0 <= thr <= 1: raise AccidentError(f'the threshold must be between 0 and 1, got {threshold}')
         prob = aggregate(p, c['video_agg'], c.get('top_k', 3))
         onset = estimate_onset(st, en, p, c['threshold'], c.get('min_overlap_seconds', 1.0), self.stride_frames / self.fps)
-        return dict(probability=prob, label='accident' if prob >= c['video_threshold'] else 'normal',
-                    threshold=c['video_threshold'], window_threshold=c['threshold'], model_version=self.version,
-                    onset_s=onset if prob >= c['video_threshold'] else None, n_windows=len(p),
+        return dict(probability=prob, label='accident' if prob >= thr else 'normal',
+                    threshold=thr, window_threshold=c['threshold'], model_version=self.version,
+                    onset_s=onset if prob >= thr else None, n_windows=len(p),
                     windows=[dict(start_s=round(float(a), 3), end_s=round(float(b), 3), probability=float(q))
                              for a, b, q in zip(st, en, p)],
                     inference_s=time.perf_counter() - t0)
 
-    def predict_video(self, path: str | Path, max_seconds: float = 600.0, max_side: int = 8192) -> dict:
+    def predict_video(self, path: str | Path, max_seconds: float = 600.0, max_side: int = 8192,
+                      threshold: float | None = None) -> dict:
         """Decode `path` at the card's fps and size with `load_video` (longer than `max_seconds` or frames larger
-        than `max_side` are refused before decoding), then `predict_frames`; adds the input's metadata."""
+        than `max_side` are refused before decoding), then `predict_frames` (at `threshold`); adds the input's metadata."""
         frames, meta = load_video(path, self.fps, self.size, max_seconds, max_side)
-        out = self.predict_frames(frames)
+        out = self.predict_frames(frames, threshold=threshold)
         return dict(file=str(path), duration_s=round(len(frames) / self.fps, 3), decode_s=meta['decode_s'],
                     input=dict(width=meta['width'], height=meta['height'], fps=meta['fps']), **out)
 

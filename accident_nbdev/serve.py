@@ -343,21 +343,20 @@ def create_app(cfg: ServeConfig | None = None, load_async: bool = True) -> FastA
                 if meta['kind'] == 'npz': frames = det.prepare_frames(frames, meta['fps'])   # to the model's fps and size
             dec = time.perf_counter() - t0
             try:
-                with st.model_slots: r = det.predict_frames(frames)
+                with st.model_slots: r = det.predict_frames(frames, threshold=cfg.threshold)   # None: the card's
             except AccidentError as e: raise InputError(str(e)) from None
         except InputError as e: raise HTTPException(e.status, str(e)) from None
-        thr = cfg.threshold if cfg.threshold is not None else r['threshold']
-        label = 'accident' if r['probability'] >= thr else 'normal'
+        thr, label = r['threshold'], r['label']
         m.decode.observe(dec); m.inference.observe(r['inference_s']); m.windows.observe(r['n_windows'])
         m.observe_prediction(r['probability'], label)
         rid = uuid.uuid4().hex[:12]
         if st.log:      # features are computed by the log's thread, off the request path
             st.log.submit(dict(request_id=rid, source=meta['kind'], score=r['probability'], label=label, threshold=thr,
-                               model_version=r['model_version'], n_windows=r['n_windows'], onset_s=r['onset_s'] if label == 'accident' else None,
+                               model_version=r['model_version'], n_windows=r['n_windows'], onset_s=r['onset_s'],
                                width=meta['width'], height=meta['height'], duration=meta['duration'], src_fps=meta['fps']),
                           frames, det.fps)
         return dict(request_id=rid, probability=r['probability'], label=label, threshold=thr, model_version=r['model_version'],
-                    window_threshold=r['window_threshold'], onset_s=r['onset_s'] if label == 'accident' else None,
+                    window_threshold=r['window_threshold'], onset_s=r['onset_s'],
                     n_windows=r['n_windows'], windows=r['windows'],
                     input=dict(kind=meta['kind'], width=meta['width'], height=meta['height'], fps=round(meta['fps'], 3),
                                duration_s=round(meta['duration'], 3), frames=int(n_in)),

@@ -98,6 +98,21 @@ def test_end_to_end(server, examples):
         assert 0 < row.brightness < 255 and row.motion > 0 and row.sharpness > 0
 
 
+def test_threshold_setting(examples, tmp_path):
+    """`ACCIDENT_THRESHOLD` moves the verdict and the onset together: just under the accident example's probability,
+    the example is an accident, with the onset the detector finds at that threshold."""
+    det = AccidentDetector(MODEL)
+    p = det.predict_video(examples[0])['probability']
+    thr = round(p - 0.01, 4)
+    local = det.predict_video(examples[0], threshold=thr)
+    assert local['label'] == 'accident' and local['threshold'] == thr
+    assert (local['onset_s'] is not None) == any(w['probability'] >= local['window_threshold'] for w in local['windows'])
+    env = dict(ACCIDENT_THRESHOLD=str(thr), ACCIDENT_LOG_DIR='')
+    with running(['serve', '--model', str(MODEL), '--no-ui'], '/ready', env) as (url, _):
+        j = post(url, examples[0].name, examples[0].read_bytes()).json()
+    assert (j['label'], j['threshold'], j['onset_s']) == ('accident', thr, local['onset_s']), j
+
+
 def test_npz_clip(server):
     "The seed's format: an .npz of frames [T,H,W,3] uint8, at another frame rate and size."
     url = server[0]
