@@ -130,14 +130,14 @@ class AccidentDetector:
     def predict_frames(self, frames: np.ndarray, fps: float | None = None, threshold: float | None = None) -> dict:
         """Score decoded RGB frames `[N,H,W,3]` uint8, taken at the card's fps (or resampled from `fps`): the verdict at
         `threshold` (default: the card's video threshold), the per-window timeline and the estimated onset."""
+        c = self.card
+        thr = c['video_threshold'] if threshold is None else float(threshold)
+        if not 0 <= thr <= 1: raise AccidentError(f'the threshold must be between 0 and 1, got {threshold}')
         frames = self.prepare_frames(frames, fps)
         t0 = time.perf_counter()
         idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs)
         x = frames[idx]                                                        # [N,frames(x2),size,size,3]
         p = self.score_windows(x)
-        c = self.card
-        thr = c['video_threshold'] if threshold is None else float(threshold)
-        if not 0 <= thr <= 1: raise AccidentError(f'the threshold must be between 0 and 1, got {threshold}')
         prob = aggregate(p, c['video_agg'], c.get('top_k', 3))
         onset = estimate_onset(st, en, p, c['threshold'], c.get('min_overlap_seconds', 1.0), self.stride_frames / self.fps)
         return dict(probability=prob, label='accident' if prob >= thr else 'normal',
