@@ -266,12 +266,14 @@ def cmd_predict(args) -> int:
     import json
     from accident_nbdev.predict import AccidentDetector, format_prediction
     from accident_nbdev.predict import resolve_model_dir
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise AccidentError(f'--threshold must be between 0 and 1, got {args.threshold}')
     det = AccidentDetector(resolve_model_dir(args.model), threads=args.threads or 0, int8=args.int8)
     results, failed = [], 0
     for v in args.videos:
         try:
             if not Path(v).is_file(): raise AccidentError('no such file')
-            r = det.predict_video(v, max_seconds=args.max_seconds)
+            r = det.predict_video(v, max_seconds=args.max_seconds, threshold=args.threshold)
         except AccidentError as e:
             failed += 1; r = dict(file=str(v), error=str(e))
             if not args.json: print(f'accident: error: {v}: {e}', file=sys.stderr)
@@ -290,6 +292,7 @@ def _add_predict(sub) -> None:
     p.add_argument('--json', action='store_true', help='print JSON')
     p.add_argument('--int8', action='store_true', help='use the INT8 model')
     p.add_argument('--threads', type=int, help='ONNX Runtime intra-op threads (default: all cores)')
+    p.add_argument('--threshold', type=float, help="video threshold (default: the model card's)")
     p.add_argument('--max-seconds', type=float, default=600.0,
                    help='refuse videos longer than this, before decoding them (default 600)')
     p.set_defaults(func=cmd_predict)

@@ -119,3 +119,17 @@ def test_evaluate_videos(tmp_path):
     s = json.loads((tmp_path/'s.json').read_text())
     assert s['n_videos'] == 2 and s['video']['positives'] == 1 and s['model_version'] in cp.stdout
     assert run_accident('evaluate-videos', tmp_path/'nowhere', check=False).returncode == 2
+
+
+def test_predict_threshold(tmp_path):
+    "`accident predict --threshold` decides the verdict (and the onset) at another video threshold; out of range: exit 2."
+    import json
+    from accident_nbdev.app import example_videos
+    from accident_nbdev.predict import bundled_model_dir
+    acc, _ = example_videos(tmp_path/'cache')
+    lo = json.loads(run_accident('predict', acc, '--model', bundled_model_dir(), '--threshold', '0', '--json').stdout)
+    hi = json.loads(run_accident('predict', acc, '--model', bundled_model_dir(), '--threshold', '1', '--json').stdout)
+    assert (lo['label'], lo['threshold'], hi['label'], hi['onset_s']) == ('accident', 0.0, 'normal', None), (lo, hi)
+    assert lo['windows'] == hi['windows']
+    cp = run_accident('predict', acc, '--threshold', '1.5', check=False)
+    assert cp.returncode == 2 and 'between 0 and 1' in cp.stderr and 'Traceback' not in cp.stderr, cp.stderr
