@@ -62,7 +62,7 @@ def frame_at(path: str | Path, t: float) -> np.ndarray:
 
 def analyse_video(det: AccidentDetector, path: str | Path, threshold: float | None = None, max_seconds: float = 300.0,
                   max_side: int = 4096) -> dict:
-    """`det.predict_video` plus the label at `threshold` (default: the card's) and the frame at the peak window. Videos
+    """`det.predict_video` at the video `threshold` (default: the card's), plus the frame at the peak window. Videos
     longer than `max_seconds` or with frames larger than `max_side` are refused before they are decoded."""
     r = det.predict_video(path, max_seconds=max_seconds, max_side=max_side, threshold=threshold)
     w = max(r['windows'], key=lambda w: w['probability'])
