@@ -265,9 +265,8 @@ def cmd_predict(args) -> int:
     "Score video files with the exported model; print verdicts and per-window probabilities (or JSON)."
     import json
     from accident_nbdev.predict import AccidentDetector, format_prediction
-    from accident_nbdev.predict import resolve_model_dir
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise AccidentError(f'--threshold must be between 0 and 1, got {args.threshold}')
+    from accident_nbdev.predict import check_threshold, resolve_model_dir
+    check_threshold(args.threshold, '--threshold')                  # before the model loads
     det = AccidentDetector(resolve_model_dir(args.model), threads=args.threads or 0, int8=args.int8)
     results, failed = [], 0
     for v in args.videos:
@@ -410,6 +409,8 @@ def _add_serve(sub) -> None:
 def cmd_demo(args) -> int:
     "Run the Gradio demo page on its own."
     from accident_nbdev.app import run_demo
+    from accident_nbdev.predict import check_threshold
+    check_threshold(args.threshold, '--threshold')                  # before the page starts
     run_demo(args.model, args.host, args.port, args.threshold)
     return 0
 

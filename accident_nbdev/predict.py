@@ -17,8 +17,8 @@ from .data import sample_indices
 from .evaluate import aggregate, estimate_onset
 
 # %% auto #0
-__all__ = ['log', 'CARD_KEYS', 'load_card', 'bundled_model_dir', 'resolve_model_dir', 'make_windows', 'load_video',
-           'AccidentDetector', 'format_prediction', 'evaluate_folder']
+__all__ = ['log', 'CARD_KEYS', 'load_card', 'bundled_model_dir', 'resolve_model_dir', 'check_threshold', 'make_windows',
+           'load_video', 'AccidentDetector', 'format_prediction', 'evaluate_folder']
 
 # %% ../nbs/05a_predict.ipynb #dc8de0e4
 log = get_logger('predict')
@@ -57,6 +57,14 @@ def resolve_model_dir(model_dir: str | Path | None = None) -> Path:
         log.info(f'no exported model in {own}: using the bundled demo model ({bundled})')
         return bundled
     raise AccidentError(f'no exported model in {own}: run `dvc repro` (or `accident export`), or pass --model DIR')
+
+# %% ../nbs/05a_predict.ipynb #b90c794f
+def check_threshold(value: float | None, what: str = 'the threshold') -> float | None:
+    "`value` as a float if it is a probability (0-1), `None` if not given; otherwise an error naming `what`."
+    if value is None: return None
+    v = float(value)
+    if not 0 <= v <= 1: raise AccidentError(f'{what} must be between 0 and 1, got {value}')
+    return v
 
 # %% ../nbs/05a_predict.ipynb #58c68bc7
 def make_windows(n: int, fps: float, window_frames: int, stride_frames: int, frames: int, pairs: bool = False):
@@ -131,8 +139,7 @@ class AccidentDetector:
         """Score decoded RGB frames `[N,H,W,3]` uint8, taken at the card's fps (or resampled from `fps`): the verdict at
         `threshold` (default: the card's video threshold), the per-window timeline and the estimated onset."""
         c = self.card
-        thr = c['video_threshold'] if threshold is None else float(threshold)
-        if not 0 <= thr <= 1: raise AccidentError(f'the threshold must be between 0 and 1, got {threshold}')
+        thr = c['video_threshold'] if threshold is None else check_threshold(threshold)
         frames = self.prepare_frames(frames, fps)
         t0 = time.perf_counter()
         idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs)

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from .core import AccidentError, get_logger
 from .features import RequestLog
-from .predict import AccidentDetector, load_card, load_video, resolve_model_dir
+from .predict import AccidentDetector, check_threshold, load_card, load_video, resolve_model_dir
 from .video import VideoError
 
 # %% auto #0
@@ -77,8 +77,7 @@ class ServeConfig:
         cfg = cls(**kw)
         for k in ('max_upload_mb', 'max_video_seconds', 'max_frame_side', 'max_frames', 'max_array_mb', 'concurrency', 'workers', 'log_max_mb'):
             if getattr(cfg, k) <= 0: raise AccidentError(f'ACCIDENT_{k.upper()} must be positive, got {getattr(cfg, k)}')
-        if cfg.threshold is not None and not 0 <= cfg.threshold <= 1:
-            raise AccidentError(f'ACCIDENT_THRESHOLD must be between 0 and 1, got {cfg.threshold}')
+        check_threshold(cfg.threshold, 'ACCIDENT_THRESHOLD')
         return cfg
 
     def to_env(self) -> dict:

@@ -98,7 +98,7 @@ def test_end_to_end(server, examples):
         assert 0 < row.brightness < 255 and row.motion > 0 and row.sharpness > 0
 
 
-def test_threshold_setting(examples, tmp_path):
+def test_threshold_setting(examples):
     """`ACCIDENT_THRESHOLD` moves the verdict and the onset together: just under the accident example's probability,
     the example is an accident, with the onset the detector finds at that threshold."""
     det = AccidentDetector(MODEL)
