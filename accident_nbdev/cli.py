@@ -91,8 +91,8 @@ def _add_synth(sub) -> None:
                        description='Generate labelled roadside-camera videos (H.264 MP4) with an annotation CSV: '
                        'accidents (rear-end, side impact, side-swipe, hitting a roadside object) and normal traffic with '
                        'hard negatives (near misses, hard braking, stop-and-go, stalled vehicles, lane changes, occlusion), '
-                       'by day, dusk and night, in clear weather, rain and fog. Deterministic per seed; reruns reuse '
-                       'finished videos.')
+                       'by day, dusk and night, in clear weather, rain and fog. Deterministic per seed under the same NumPy, OpenCV '
+                       'and PyAV versions (each video\'s record names them); reruns reuse finished videos.')
     p.add_argument('out', help='output folder (new, empty, or made by accident synth)')
     p.add_argument('--n-videos', type=int, help=f"number of videos (default {d['n_videos']})")
     p.add_argument('--seed', type=int, help='random seed (default: params.yaml seed)')

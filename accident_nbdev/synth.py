@@ -29,7 +29,7 @@ __all__ = ['log', 'LANE_W', 'SHIFT', 'EXTENT', 'VEHICLE_KINDS', 'PAINTS', 'PAINT
            'lat_path', 'setup_following', 'late_brake_ctrl', 'setup_crossing', 'stop_before_ctrl', 'setup_swipe',
            'setup_object', 'setup_stalled', 'setup_stop_and_go', 'setup_occlusion', 'Renderer', 'InvalidTake',
            'contacts', 'stage_event', 'make_overlay', 'hard_brake_someone', 'generate_video', 'scenario_fits',
-           'plan_videos', 'video_relpath', 'synth_dataset', 'scenario_strip', 'plot_strips']
+           'plan_videos', 'video_relpath', 'generator_environment', 'synth_dataset', 'scenario_strip', 'plot_strips']
 
 # %% ../nbs/01_synth.ipynb #81bfbbce
 log = get_logger('synth')
@@ -1617,20 +1617,33 @@ def video_relpath(spec: dict, layout: str) -> str:
     if spec['time_of_day'] == 'night' or spec['weather'] != 'clear': return f"{TUDAT_DIRS['challenging']}/{name}"
     return f"{TUDAT_DIRS['beamng' if spec['index'] % 5 == 0 else 'positive']}/{name}"
 
+# %% ../nbs/01_synth.ipynb #e44ab11f
+def generator_environment() -> dict:
+    """The package versions a generated video's bytes depend on: NumPy (the scene and its traffic), OpenCV (the
+    drawing) and PyAV with its FFmpeg (the H.264 encoding); Python's for completeness."""
+    import platform
+    import av
+    return dict(python=platform.python_version(), numpy=np.__version__, opencv=cv2.__version__, av=av.__version__,
+                libavcodec='.'.join(map(str, av.library_versions['libavcodec'])))
+
 # %% ../nbs/01_synth.ipynb #02d353bb
 def _make_one(job: tuple) -> dict:
-    "Generate one video unless it and its record already exist; return its annotation row."
+    """Generate one video unless it and its record already exist; return its annotation row (`other_env`: a finished
+    video whose record names other package versions than these, or none)."""
     spec, out, rel = job
     out = Path(out)
     record = out/'.synth'/(Path(rel).stem + '.json')
-    if (out/rel).exists() and record.exists(): return dict(json.loads(record.read_text()), cached=True)
+    env = generator_environment()
+    if (out/rel).exists() and record.exists():
+        row = json.loads(record.read_text())
+        return dict(row, cached=True, other_env=row.pop('environment', None) != env)
     try: ann = generate_video(spec, out/rel)
     except InvalidTake as e: return dict(video=rel, failed=str(e))
     row = dict(video=rel, label=spec['label'], scenario=ann.pop('scenario'), **ann, weather=spec['weather'],
                time_of_day=spec['time_of_day'], layout=spec['layout'], width=spec['width'], height=spec['height'],
                fps=spec['fps'], duration_s=spec['duration'], seed=spec['seed'], group=f"scene_{spec['index']:05d}")
-    write_json_atomic(record, row)
-    return dict(row, cached=False)
+    write_json_atomic(record, dict(row, environment=env))
+    return dict(row, cached=False, other_env=False)
 
 # %% ../nbs/01_synth.ipynb #a9358925
 def _check_choice(name: str, value, choices) -> None:
@@ -1673,11 +1686,16 @@ def synth_dataset(out: str | Path, n_videos: int = 200, seed: int = 42, layout: 
             if rel not in keep and (out/rel).exists(): (out/rel).unlink()
     for rec in (out/'.synth').glob('*.json'):
         if not any(Path(rel).stem == rec.stem for rel in keep): rec.unlink()
-    ann = pd.DataFrame(rows).drop(columns='cached')
+    ann = pd.DataFrame(rows).drop(columns=['cached', 'other_env'])
     write_csv_atomic(out/'annotations.csv', ann)
     # the manifest depends only on the arguments, so an unchanged rerun leaves the folder byte-identical (DVC sees no change)
     write_json_atomic(manifest, dict(args=args, videos=sorted(r['video'] for r in rows), failed=sorted(r['video'] for r in failed)))
-    ann.attrs.update(n_generated=sum(not r['cached'] for r in rows), n_cached=sum(r['cached'] for r in rows), n_failed=len(failed))
+    ann.attrs.update(n_generated=sum(not r['cached'] for r in rows), n_cached=sum(r['cached'] for r in rows), n_failed=len(failed),
+                     n_other_env=sum(r['other_env'] for r in rows))
+    if ann.attrs['n_other_env']:
+        log.info(f"{ann.attrs['n_other_env']} finished videos were made under other NumPy / OpenCV / PyAV versions than these, "
+                 f"or before versions were recorded (see their records in {out/'.synth'}): kept as they are; generating "
+                 "them here could give other bytes")
     return ann
 
 # %% ../nbs/01_synth.ipynb #8c151ecd

@@ -58,24 +58,24 @@ class ProfileCallback(Callback):
     def _sync(self):
         if self.dls.device is not None and torch.device(self.dls.device).type == 'cuda': torch.cuda.synchronize()
     def before_fit(self):
-        self.load, self.step, self.other, self.items = [], [], [], 0
+        self.load_s, self.step_s, self.other_s = [], [], []   # not `load`: that would shadow `Learner.load`
         if self.end not in self.learn.cbs: self.learn.add_cb(self.end)
     def before_epoch(self): self._t = time.perf_counter()
     def before_batch(self):
         if not self.training: return
-        now = time.perf_counter(); self.load.append(now - self._t); self._t0 = now
+        now = time.perf_counter(); self.load_s.append(now - self._t); self._t0 = now
     def after_batch(self):
         if not self.training: return
         self._sync(); self._t1 = time.perf_counter()
-        self.step.append(self._t1 - self._t0); self.items += len(self.yb[0])
+        self.step_s.append(self._t1 - self._t0)
     def _end_batch(self):
-        now = time.perf_counter(); self.other.append(now - self._t1); self._t = now
+        now = time.perf_counter(); self.other_s.append(now - self._t1); self._t = now
     def after_fit(self):
         self.learn.remove_cb(self.end)
-        ld, st = np.array(self.load[self.skip:] or self.load), np.array(self.step[self.skip:] or self.step)
-        ot = np.array(self.other[self.skip:] or self.other or [0.])
+        ld, st = np.array(self.load_s[self.skip:] or self.load_s), np.array(self.step_s[self.skip:] or self.step_s)
+        ot = np.array(self.other_s[self.skip:] or self.other_s or [0.])
         if not len(st): return
-        self.summary = dict(batches=len(self.step), batch_size=self.dls.bs, device=str(self.dls.device),
+        self.summary = dict(batches=len(self.step_s), batch_size=self.dls.bs, device=str(self.dls.device),
                             load_s_mean=float(ld.mean()), load_s_p95=float(np.percentile(ld, 95)),
                             step_s_mean=float(st.mean()), step_s_p95=float(np.percentile(st, 95)),
                             callbacks_s_mean=float(ot.mean()), load_step_ratio=float(ld.mean() / st.mean()),
