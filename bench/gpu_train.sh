@@ -4,14 +4,17 @@
 # same budget. Prints train.json/metrics summaries; copies train.json, profile.json, the training log and the
 # evaluation (metrics.json, predictions.csv, onsets.csv) of each run to OUTDIR.
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
-# Environment: DEVICE (default cuda), DATA (default data; an existing DATA/prepared is reused), RUNS (names to run,
+# Environment: DEVICE (default cuda), DATA (default data; finished DATA/raw and DATA/prepared are reused), RUNS (names to run,
 # default efficientnet_lite0_pairs, the default arch; also efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, small,
 # r2plus1d_18), WORKERS (loader processes for training, default 12),
-# LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all), SEED (42).
+# LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all), SEED (42),
+# SIZE (frame size to prepare the clips at, e.g. 224; default: params.yaml's prepare.size, in DATA/prepared; another
+# size goes to DATA/prepared_SIZE, made from the same videos).
 # Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
 set -euo pipefail
 OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
 RUNS=${RUNS:-efficientnet_lite0_pairs}; LOADER_WORKERS=${LOADER_WORKERS-4,8,12}; SAMPLER=${SAMPLER:-all}
+PREPARED=$DATA/prepared${SIZE:+_$SIZE}
 mkdir -p "$OUT"
 if [ -d .whl ] && ! python3 -c 'import fastai' 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -22,16 +25,16 @@ ACC="python3 -c 'from accident_nbdev.cli import run; run()'"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -c 'import torch, fastai; print("torch", torch.__version__, "fastai", fastai.__version__, "cuda", torch.cuda.is_available())'
 t0=$(date +%s)
-if [ ! -f "$DATA/prepared/clips.csv" ]; then
-  eval $ACC -q synth "$DATA/raw" --workers 0
-  eval $ACC -q prepare "$DATA/raw" --out "$DATA/prepared"
+if [ ! -f "$PREPARED/clips.csv" ]; then
+  [ -f "$DATA/raw/annotations.csv" ] || eval $ACC -q synth "$DATA/raw" --workers 0
+  eval $ACC -q prepare "$DATA/raw" --out "$PREPARED" ${SIZE:+--size $SIZE}
 fi
 echo "data ready in $(( $(date +%s) - t0 )) s"
 if [ -n "$LOADER_WORKERS" ]; then
-  python3 bench/loader_bench.py --prepared "$DATA/prepared" --device "$DEVICE" --frames 16 --bs 32 \
+  python3 bench/loader_bench.py --prepared "$PREPARED" --device "$DEVICE" --frames 16 --bs 32 \
     --workers "$LOADER_WORKERS" --out "$OUT/loader_bench.json" || echo "loader benchmark failed"
 fi
-python3 - "$OUT" "$EPOCHS" "$DEVICE" "$DATA/prepared" "$SAMPLER" $RUNS <<'EOF'
+python3 - "$OUT" "$EPOCHS" "$DEVICE" "$PREPARED" "$SAMPLER" $RUNS <<'EOF'
 import json, sys, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
