@@ -1636,7 +1636,8 @@ def _make_one(job: tuple) -> dict:
     env = generator_environment()
     if (out/rel).exists() and record.exists():
         row = json.loads(record.read_text())
-        return dict(row, cached=True, other_env=row.pop('environment', None) != env)
+        made_with = row.pop('environment', None)                     # not an annotation column
+        return dict(row, cached=True, other_env=made_with != env)
     try: ann = generate_video(spec, out/rel)
     except InvalidTake as e: return dict(video=rel, failed=str(e))
     row = dict(video=rel, label=spec['label'], scenario=ann.pop('scenario'), **ann, weather=spec['weather'],
