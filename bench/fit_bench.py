@@ -7,7 +7,7 @@ window for both. A model whose training AUROC is far above its validation AUROC 
 regularisation helps); one whose training AUROC is about as low as its validation AUROC underfits (more
 optimisation or capacity helps: more epochs, more trainable stages, higher resolution).
 
-    python bench/fit_bench.py [--model models] [--prepared data/prepared] [--n 1200] [--seed 0] [--out FILE]
+    python bench/fit_bench.py [--model models] [--prepared data/prepared] [--n 1200] [--seed 0] [--device cpu] [--out FILE]
 
 Prints a table and writes bench/results/fit_bench.json (or --out)."""
 import argparse
@@ -47,15 +47,16 @@ def main() -> None:
     ap.add_argument('--prepared', default='data/prepared', help='the prepared folder it was trained on')
     ap.add_argument('--n', type=int, default=1200, help='training windows to score (0 = all)')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--device', default='cpu', help='cpu (ONNX Runtime), cuda, cuda:N')
     ap.add_argument('--out', default='bench/results/fit_bench.json')
     a = ap.parse_args()
-    model, info = load_trained(a.model)
+    model, info = load_trained(a.model, a.device)
     videos, clips = load_manifests(a.prepared)
     res = dict(model=a.model, prepared=a.prepared, arch=info['arch'], size=info['size'])
     for split, n in (('train', a.n or None), ('valid', None)):
         d = fit_rows(clips, split, n, a.seed)
         d = d.assign(p=predict_clips(model, a.prepared, d, info['frames'], info['size'], info['mean'], info['std'],
-                                     pairs=info['pairs']))
+                                     device=a.device, pairs=info['pairs']))
         res[split] = fit_summary(d, videos)
     res['gap'] = res['train']['auroc'] - res['valid']['auroc']
     kinds = sorted(set(res['train']['negatives']) | set(res['valid']['negatives']))

@@ -2,7 +2,8 @@
 # GPU check of the training notebook: build the default data, time the loader stage by stage (bench/loader_bench.py),
 # run nbs/03_train.ipynb through Papermill on CUDA, evaluate, and optionally compare more architectures with the
 # same budget. Prints train.json/metrics summaries; copies train.json, profile.json, the training log and the
-# evaluation (metrics.json, predictions.csv, onsets.csv) of each run to OUTDIR.
+# evaluation (metrics.json, predictions.csv, onsets.csv) of each run to OUTDIR, and how well each model fits its own
+# training windows against validation (bench/fit_bench.py, OUTDIR/NAME_fit.json).
 # Usage (on a CUDA machine, from the project root): bash bench/gpu_train.sh [OUTDIR] [EPOCHS]
 # Environment: DEVICE (default cuda), DATA (default data; finished DATA/raw and DATA/prepared are reused), RUNS (names to run,
 # default efficientnet_lite0_pairs, the default arch; also efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, small,
@@ -76,3 +77,8 @@ for i, (name, kw) in enumerate(runs):
         if (ev/f).exists(): (out/f'{name}_eval_{f}').write_bytes((ev/f).read_bytes())
     (out/f'result_{name}.json').write_text(json.dumps(res, indent=1))
 EOF
+for name in $RUNS; do                                     # under- or overfitting: training windows vs validation
+  [ -f "bench/results/models/$name/best.pth" ] || continue
+  python3 bench/fit_bench.py --model "bench/results/models/$name" --prepared "$PREPARED" --device "$DEVICE" \
+    --out "$OUT/${name}_fit.json" 2>&1 | grep -v -i warn || echo "fit check of $name failed"
+done
