@@ -60,14 +60,14 @@ def main() -> None:
         res[split] = fit_summary(d, videos)
     res['gap'] = res['train']['auroc'] - res['valid']['auroc']
     kinds = sorted(set(res['train']['negatives']) | set(res['valid']['negatives']))
-    print(f"{a.model} ({info['arch']}, {info['size']} px)")
-    print(f"{'':34s} {'train':>8s} {'valid':>8s}")
-    print(f"{'windows (accident)':34s} {res['train']['n']:>4d} ({res['train']['positives']}) {res['valid']['n']:>4d} ({res['valid']['positives']})")
+    print(f"{a.model} ({info['arch']}, {info['size'] or 'prepared size'} px)")
+    print(f"{'':42s} {'train':>8s} {'valid':>8s}")
+    print(f"{'windows (accident)':42s} {res['train']['n']:>4d} ({res['train']['positives']}) {res['valid']['n']:>4d} ({res['valid']['positives']})")
     for k in ('auroc', 'log_loss', 'mean_p_accident', 'mean_p_other'):
-        print(f"{k:34s} {res['train'][k]:8.3f} {res['valid'][k]:8.3f}")
+        print(f"{k:42s} {res['train'][k]:8.3f} {res['valid'][k]:8.3f}")
     for k in kinds:
         t, v = res['train']['negatives'].get(k, np.nan), res['valid']['negatives'].get(k, np.nan)
-        print(f"  vs {k[:30]:30s} {t:8.3f} {v:8.3f}")
+        print(f"  vs {k:38s} {t:8.3f} {v:8.3f}")
     print(f"train - valid AUROC: {res['gap']:+.3f}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(a.out, res)
