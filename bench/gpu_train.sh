@@ -78,7 +78,7 @@ for i, (name, kw) in enumerate(runs):
     (out/f'result_{name}.json').write_text(json.dumps(res, indent=1))
 EOF
 for name in $RUNS; do                                     # under- or overfitting: training windows vs validation
-  [ -f "bench/results/models/$name/best.pth" ] || continue
+  grep -qs '"train_s"' "$OUT/result_$name.json" || continue     # this invocation trained it (no error)
   python3 bench/fit_bench.py --model "bench/results/models/$name" --prepared "$PREPARED" --device "$DEVICE" \
     --out "$OUT/${name}_fit.json" 2>&1 | grep -v -i warn || echo "fit check of $name failed"
 done
