@@ -36,13 +36,12 @@ from sklearn.metrics import roc_auc_score
 from accident_nbdev.core import AccidentError, write_json_atomic
 from accident_nbdev.data import sample_indices
 from accident_nbdev.evaluate import negatives_auroc
-from accident_nbdev.learner import HALF, OnnxFrozen, SpatioTemporalHead, efficientnet_lite0
+from accident_nbdev.learner import OnnxFrozen, SpatioTemporalHead, accident_model, arch_info
 
 
 def frozen_stages() -> nn.Module:
-    "EfficientNet-Lite0 (ImageNet weights) up to its 112-channel stride-16 stage: the default model's backbone."
-    b = efficientnet_lite0(True)
-    return nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]).eval()
+    "The whole 2-D backbone of `efficientnet_lite0` (ImageNet weights), as the learner builds it, for inference."
+    return accident_model('efficientnet_lite0', pretrained=True).encoder.module[:].eval()   # a slice: no hooks
 
 
 def cache_features(prepared: Path, files, cache: Path, bs: int = 64) -> float:
@@ -51,7 +50,7 @@ def cache_features(prepared: Path, files, cache: Path, bs: int = 64) -> float:
     todo = [f for f in files if not (cache/f'{Path(f).stem}.npy').exists()]
     if not todo: return 0.0
     run, t0 = OnnxFrozen(frozen_stages()), time.perf_counter()
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in HALF)         # the backbone's normalisation
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in arch_info('efficientnet_lite0')['stats'])
     for f in progress_bar(todo):
         if not (prepared/f).exists(): raise AccidentError(f'frames file missing: {prepared/f}; run `accident prepare` again')
         a, out = np.load(prepared/f, mmap_mode='r'), []
