@@ -148,14 +148,15 @@ def _train_kwargs(args, params: dict) -> dict:
     return dict(prepared=str(prepared.resolve()), out=str(out.resolve()), arch=t['arch'], pretrained=t['pretrained'], freeze=t['freeze'],
                 frames=t['frames'], size=t['size'], epochs=t['epochs'], lr=t['lr'], bs=t['bs'],
                 weight_decay=t['weight_decay'], patience=t['patience'], seed=params['seed'], device=t['device'],
-                sampler=t['sampler'], workers=t['workers'], resume=bool(args.resume), wandb=t['wandb'])
+                sampler=t['sampler'], workers=t['workers'], resume=bool(args.resume), wandb=t['wandb'], cached=bool(t['cached']),
+                feature_cache=str(Path(args.feature_cache).resolve()) if args.feature_cache else None)
 
 def cmd_train(args) -> int:
     "Train the video learner (through the Papermill notebook when it is there)."
     from accident_nbdev.learner import arch_info, load_clips
     params = _params(args, dict(seed=args.seed, train=dict(arch=args.arch, freeze=args.freeze, frames=args.frames, size=args.size, epochs=args.epochs,
                                                            lr=args.lr, bs=args.bs, device=args.device, sampler=args.sampler,
-                                                           wandb=args.wandb or None)))
+                                                           wandb=args.wandb or None, cached=args.cached or None)))
     kw = _train_kwargs(args, params)
     arch_info(kw['arch']); load_clips(kw['prepared'])                   # fail early, with a clear message
     nb = (find_project_root() or Path.cwd())/'nbs'/'03_train.ipynb'
@@ -187,7 +188,7 @@ def _add_train(sub) -> None:
                        'stopping, CSV + dvclive logs, loader profile). Defaults come from the train section of params.yaml.')
     p.add_argument('prepared', nargs='?', help='folder made by accident prepare (default data/prepared)')
     p.add_argument('--out', help='model folder (default models/)')
-    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, efficientnet_lite0_pairs (default), resnet18, resnet34, r2plus1d_18, r3d_18')
+    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, efficientnet_lite0_pairs (default), efficientnet_lite0_feature_pairs, resnet18, resnet34, r2plus1d_18, r3d_18')
     p.add_argument('--freeze', type=int, help='backbone stages kept at their pretrained weights (0 = none)')
     p.add_argument('--frames', type=int, help='frames sampled per window (efficientnet_lite0_slowfast: a multiple of 4)')
     p.add_argument('--size', type=int, help='input size in pixels (0 = as prepared)')
@@ -198,6 +199,10 @@ def _add_train(sub) -> None:
                    help='all clips with a class-weighted loss, or balanced epochs (every accident clip, as many normal ones)')
     p.add_argument('--resume', action='store_true', help='continue an interrupted run from OUT/last.pth')
     p.add_argument('--wandb', action='store_true', help='also log to Weights & Biases (WANDB_MODE=offline works)')
+    p.add_argument('--cached', action='store_true',
+                   help='freeze the whole backbone, compute it once per stored frame and train the head on those features '
+                   '(archs: efficientnet_lite0, efficientnet_lite0_feature_pairs, resnet18, resnet34)')
+    p.add_argument('--feature-cache', help='folder of cached features (default: features/ beside the prepared folder)')
     p.add_argument('--no-notebook', action='store_true', help='call train_model directly instead of running nbs/03_train.ipynb')
     p.add_argument('--report', help='where Papermill writes the executed notebook (default reports/train.ipynb)')
     p.set_defaults(func=cmd_train)

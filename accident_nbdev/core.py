@@ -82,6 +82,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'sampler': 'balanced',      # all: every clip, class-weighted loss | balanced: balanced epochs, fresh negatives each
         'workers': 0,               # data-loading processes; 0 = all cores (CPU: none)
         'wandb': False,             # also log to Weights & Biases (WANDB_MODE=offline works)
+        'cached': False,            # freeze the whole backbone, compute it once per stored frame, train the head on that
     },
     'evaluate': {
         'top_k': 3,                 # video score = mean of the k highest window scores ('topk')

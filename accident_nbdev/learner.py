@@ -9,6 +9,7 @@ import math
 import os
 import re
 import tempfile
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -37,9 +38,10 @@ from .data import load_manifests, sample_indices
 __all__ = ['log', 'LITE0_STAGES', 'IMAGENET', 'KINETICS', 'HALF', 'ARCHS', 'TensorClip', 'ClipLoader', 'ClipToFloat',
            'ClipNormalize', 'ClipAug', 'ClipBlock', 'load_clips', 'ClipDL', 'BalancedDL', 'clip_dataloaders',
            'clip_items', 'split_clips', 'make_tiny_prepared', 'show_batch', 'show_results', 'frame_change',
-           'SpatioTemporalHead', 'FrameDiff', 'MotionStream', 'ClipModel', 'Clip3D', 'OnnxFrozen', 'onnx_frozen',
-           'small_cnn', 'lite0_weights_path', 'lite0_state_dict', 'efficientnet_lite0', 'imagenet_top5',
-           'torchvision_weights', 'torchvision_resnet', 'arch_info', 'accident_model', 'class_weights',
+           'SpatioTemporalHead', 'FrameDiff', 'MotionStream', 'pair_change', 'ClipModel', 'Clip3D', 'OnnxFrozen',
+           'onnx_frozen', 'small_cnn', 'lite0_weights_path', 'lite0_state_dict', 'efficientnet_lite0', 'imagenet_top5',
+           'torchvision_weights', 'torchvision_resnet', 'arch_info', 'accident_model', 'TensorFeatures',
+           'FeatureLoader', 'FeatureFlip', 'FeatureBlock', 'feature_cache_dir', 'cache_features', 'class_weights',
            'accident_learner']
 
 # %% ../nbs/03a_learner.ipynb #76ba49dd
@@ -76,11 +78,14 @@ class ClipLoader(Transform):
             if not p.exists(): raise AccidentError(f'frames file missing: {p}; run `accident prepare` again')
             self._mm[f] = np.load(p, mmap_mode='r')
         return self._mm[f]
-    def encodes(self, row: dict) -> TensorClip:
+    def _sample(self, row: dict) -> np.ndarray:
+        "The stored rows of `row`'s window that this clip uses (random points in training, segment centres otherwise)."
         a = self._frames(row['frames_file'])
         idx = int(row['start_frame']) + sample_indices(int(row['n_frames']), self.n_frames, self.train and self.jitter,
                                                       pairs=self.pairs)
-        x = torch.from_numpy(np.ascontiguousarray(a[idx]))          # [T,H,W,3] uint8
+        return a[idx]
+    def encodes(self, row: dict) -> TensorClip:
+        x = torch.from_numpy(np.ascontiguousarray(self._sample(row)))          # [T,H,W,3] uint8
         return TensorClip(x.permute(0, 3, 1, 2))
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_mm'} | {'_mm': {}}
 
@@ -233,16 +238,20 @@ class BalancedDL(ClipDL):
 # %% ../nbs/03a_learner.ipynb #e0ac9ddb
 def clip_dataloaders(prepared: str | Path, n_frames: int = 8, size: int | None = None, bs: int = 16,
                      mean=(0.5,) * 3, std=(0.5,) * 3, augment: bool = True, num_workers: int = 0,
-                     device=None, seed: int | None = None, sampler: str = 'all', pairs: bool = False) -> DataLoaders:
+                     device=None, seed: int | None = None, sampler: str = 'all', pairs: bool = False,
+                     features: str | Path | None = None) -> DataLoaders:
     """Train/valid `DataLoaders` of clips from a prepared folder (test clips: `dls.test_dl(test_clips(...))`);
     `sampler='balanced'` draws balanced training epochs with `BalancedDL`; `pairs` gives each sampled frame its
-    successor (for `pairs` archs)."""
+    successor (for `pairs` archs); `features`, a folder of cached backbone features (`cache_features`), makes the
+    items those features instead of frames (`FeatureBlock`)."""
     if sampler not in ('all', 'balanced'): raise AccidentError(f"unknown sampler {sampler!r}; known: all, balanced")
     prepared = Path(prepared)
     clips = load_clips(prepared)
     def splitter(items): return ([i for i, r in enumerate(items) if not r['is_valid']],
                                  [i for i, r in enumerate(items) if r['is_valid']])
-    dblock = DataBlock(blocks=(ClipBlock(prepared, n_frames, size, mean, std, augment, pairs=pairs), CategoryBlock(vocab=[0, 1])),
+    block = (FeatureBlock(features, n_frames, augment, pairs=pairs) if features is not None
+             else ClipBlock(prepared, n_frames, size, mean, std, augment, pairs=pairs))
+    dblock = DataBlock(blocks=(block, CategoryBlock(vocab=[0, 1])),
                        get_y=ColReader('label'), splitter=splitter)
     gpu = device is not None and torch.device(device).type == 'cuda'
     kw = dict(dl_type=ClipDL)                                  # loader processes live across epochs
@@ -250,7 +259,7 @@ def clip_dataloaders(prepared: str | Path, n_frames: int = 8, size: int | None =
         kw = dict(dl_type=BalancedDL, dl_kwargs=[dict(labels=clips.label[~clips.is_valid].tolist()), {}])
     dls = dblock.dataloaders(clip_items(clips), bs=bs, num_workers=num_workers, device=device, seed=seed,
                              pin_memory=gpu, **kw)
-    dls.prepared, dls.n_frames, dls.pairs = prepared, n_frames, pairs
+    dls.prepared, dls.n_frames, dls.pairs, dls.features = prepared, n_frames, pairs, features
     return dls
 
 def clip_items(clips: pd.DataFrame) -> list[dict]:
@@ -362,19 +371,29 @@ class MotionStream(nn.Module):
         m = self.net(d.flatten(0, 1))
         return m.view(B, T // self.every, self.every, *m.shape[1:]).amax(2)
 
+def pair_change(f: torch.Tensor) -> torch.Tensor:
+    "Features of frame pairs `[B,2T,C,h,w]` -> `[B,T,2C,h,w]`: each pair's first frame's features and their change to the second's."
+    f0, f1 = f[:, 0::2], f[:, 1::2]
+    return torch.cat([f0, f1 - f0], 2)
+
 class ClipModel(nn.Module):
     """A per-frame 2-D `backbone` (via `TimeDistributed`) followed by a temporal `head`; optional frame differences
     as extra input channels (`diff`), or a `motion` stream whose maps join the backbone's before the head.
     With `every` > 1 the backbone sees one frame of each run of `every` (the middle one; a random one per batch
     in training) and the motion stream all of them (SlowFast-style). With `pairs` a clip is frame pairs `[B,2T,...]`:
-    the backbone sees the first frame of each pair, the motion stream (built with `pairs`) all of them. With
+    the backbone sees the first frame of each pair, the motion stream (built with `pairs`) all of them; with
+    `feature_pairs` too the backbone sees both frames and the head their features and change (`pair_change`). With
     `channels_last` the backbone's weights and input frames are stored channels-last (same maths, faster).
-    `frozen_runner`, when set, computes the frozen backbone stages instead of PyTorch (see `OnnxFrozen`)."""
+    `frozen_runner`, when set, computes the frozen backbone stages instead of PyTorch (see `OnnxFrozen`). With
+    `cached` set, the model takes the backbone's per-frame features `[B,T,C,h,w]` (computed once, `cache_features`)
+    instead of frames: for training with every backbone stage frozen; the state dict is the same either way."""
     def __init__(self, backbone: nn.Module, head: nn.Module, diff: bool = False, channels_last: bool = True,
-                 motion: nn.Module | None = None, every: int = 1, pairs: bool = False):
+                 motion: nn.Module | None = None, every: int = 1, pairs: bool = False, feature_pairs: bool = False):
         super().__init__()
         self.diff = FrameDiff() if diff else nn.Identity()
-        self.motion, self.every, self.pairs = motion, every, pairs
+        if feature_pairs and (not pairs or motion is not None or diff or every != 1):
+            raise AccidentError('feature_pairs needs pairs, and no motion stream, frame differences or every')
+        self.motion, self.every, self.pairs, self.feature_pairs, self.cached = motion, every, pairs, feature_pairs, False
         if channels_last:
             backbone.to(memory_format=torch.channels_last)
             backbone.register_forward_pre_hook(_to_channels_last)
@@ -383,6 +402,9 @@ class ClipModel(nn.Module):
     def forward(self, x):
         if self.pairs and x.shape[1] % 2:
             raise AccidentError(f'this model takes frame pairs (an even number of frames per clip), got {x.shape[1]}')
+        if self.cached or self.feature_pairs:
+            f = x if self.cached else self.encode(x)                         # cached: features computed beforehand
+            return self.head(pair_change(f) if self.feature_pairs else f)
         a = x[:, 0::2] if self.pairs else x                                  # the sampled frames (first of each pair)
         if a.shape[1] % self.every:
             raise AccidentError(f'this model takes a multiple of {self.every} frames per clip, got {a.shape[1]}')
@@ -552,15 +574,18 @@ HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 def _small(pretrained, diff=True):
     return ClipModel(small_cnn(6 if diff else 3), SpatioTemporalHead(128), diff=diff)
 
-def _lite0(pretrained, diff=False, motion=False, every=1, pairs=False):
+def _lite0(pretrained, diff=False, motion=False, every=1, pairs=False, feature_pairs=False):
     b = efficientnet_lite0(pretrained)
     ms = MotionStream(every=every, pairs=pairs) if motion else None
-    return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]),
-                     SpatioTemporalHead(112 + (ms.ch if ms else 0)), motion=ms, every=every, pairs=pairs)
+    head = SpatioTemporalHead(224, hidden=64) if feature_pairs else SpatioTemporalHead(112 + (ms.ch if ms else 0))
+    return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]), head, motion=ms, every=every,
+                     pairs=pairs, feature_pairs=feature_pairs)
 
-def _lite0_arch(desc: str, motion: bool = False, every: int = 1, pairs: bool = False) -> dict:
-    "An `ARCHS` entry for EfficientNet-Lite0: its builder, and the frame layout it takes (read without building it)."
-    return dict(make=partial(_lite0, motion=motion, every=every, pairs=pairs), stats=HALF, every=every, pairs=pairs, desc=desc)
+def _lite0_arch(desc: str, motion: bool = False, every: int = 1, pairs: bool = False, feature_pairs: bool = False) -> dict:
+    """An `ARCHS` entry for EfficientNet-Lite0: its builder, the frame layout it takes (read without building it), and
+    whether it can train on cached backbone features (`cacheable`: the head sees nothing but the backbone's maps)."""
+    return dict(make=partial(_lite0, motion=motion, every=every, pairs=pairs, feature_pairs=feature_pairs), stats=HALF,
+                every=every, pairs=pairs, desc=desc, backbone='efficientnet_lite0', cacheable=not motion)
 
 def _resnet(name):
     def make(pretrained, diff=False):
@@ -568,6 +593,10 @@ def _resnet(name):
         return ClipModel(nn.Sequential(nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool), r.layer1, r.layer2, r.layer3),
                          SpatioTemporalHead(256))
     return make
+
+def _resnet_arch(name: str) -> dict:
+    return dict(make=_resnet(name), stats=IMAGENET, desc=f'torchvision {name} (ImageNet weights if cached)', backbone=name,
+                cacheable=True)
 
 def _video3d(name):
     def make(pretrained, diff=False):
@@ -586,8 +615,11 @@ ARCHS = {
                                                '(use 32 frames)', motion=True, every=4),
     'efficientnet_lite0_pairs': _lite0_arch("efficientnet_lite0 + the motion stream on each sampled frame's change to the next "
                                             'stored one (1/8 s)', motion=True, pairs=True),
-    'resnet18': dict(make=_resnet('resnet18'), stats=IMAGENET, desc='torchvision resnet18 (ImageNet weights if cached)'),
-    'resnet34': dict(make=_resnet('resnet34'), stats=IMAGENET, desc='torchvision resnet34 (ImageNet weights if cached)'),
+    'efficientnet_lite0_feature_pairs': _lite0_arch('efficientnet_lite0 on both frames of each pair; the head sees the '
+                                                    "first frame's features and their change (trains on cached features "
+                                                    'with every stage frozen)', pairs=True, feature_pairs=True),
+    'resnet18': _resnet_arch('resnet18'),
+    'resnet34': _resnet_arch('resnet34'),
     'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN'),
     'r3d_18': dict(make=_video3d('r3d_18'), stats=KINETICS, desc='torchvision R3D-18 3-D CNN'),
 }
@@ -613,6 +645,76 @@ def accident_model(arch: str = 'small', pretrained: bool = True, weights: str | 
             raise AccidentError(f'{weights} does not fit arch {arch!r}: {len(missing)} missing, {len(unexpected)} unexpected keys')
         log.info(f'loaded {weights}: {len(missing)} missing, {len(unexpected)} unexpected keys')
     return m
+
+# %% ../nbs/03a_learner.ipynb #1b0c386b
+class TensorFeatures(TensorBase):
+    "Cached backbone feature maps of a clip's frames `[T,C,h,w]` (a batch: `[B,T,C,h,w]`)."
+
+class FeatureLoader(ClipLoader):
+    """A `clips.csv` row -> `TensorFeatures` (float32) of the frames `ClipLoader` would sample, read from a folder
+    of cached features (`cache/<frames file stem>.npy`, written by `cache_features`)."""
+    def _frames(self, f: str) -> np.ndarray:
+        if f not in self._mm:
+            p = self.prepared/f'{Path(f).stem}.npy'
+            if not p.exists(): raise AccidentError(f'no cached features {p}: compute them with `cache_features` '
+                                                   '(`accident train --cached` does)')
+            self._mm[f] = np.load(p, mmap_mode='r')
+        return self._mm[f]
+    def encodes(self, row: dict) -> TensorFeatures:
+        return TensorFeatures(torch.from_numpy(self._sample(row).astype(np.float32)))
+
+class FeatureFlip(RandTransform):
+    "Left-right flip of the feature maps, one draw per clip of a training batch: the cached path's augmentation."
+    order, split_idx = 50, 0
+    def __init__(self, p: float = 0.5): super().__init__(p=1.); self.flip_p = p
+    def encodes(self, x: TensorFeatures):
+        m = (torch.rand(len(x), device=x.device) < self.flip_p).view(-1, *[1] * (x.ndim - 1))
+        return TensorFeatures(torch.where(m, x.flip(-1), x))
+
+def FeatureBlock(cache: str | Path, n_frames: int = 8, augment: bool = True, jitter: bool = True,
+                 pairs: bool = False) -> TransformBlock:
+    "A `TransformBlock` of cached features: rows of `clips.csv` -> `TensorFeatures` batches `[B,T,C,h,w]`."
+    return TransformBlock(type_tfms=FeatureLoader(cache, n_frames, jitter, pairs), batch_tfms=[FeatureFlip()] if augment else [])
+
+# %% ../nbs/03a_learner.ipynb #90270462
+def feature_cache_dir(prepared: str | Path, arch: str, size: int) -> Path:
+    """Where `cache_features` keeps the features of `prepared`'s frames for `arch`'s backbone at `size` pixels:
+    `features/<prepared folder>/<backbone>-<size>px` beside the prepared folder (archs with one backbone share it)."""
+    prepared = Path(prepared).resolve()
+    return prepared.parent/'features'/prepared.name/f"{arch_info(arch).get('backbone', arch)}-{size}px"
+
+def cache_features(prepared: str | Path, files, model: nn.Module, cache: str | Path, size: int | None = None,
+                   mean=(0.5,) * 3, std=(0.5,) * 3, bs: int = 64, device=None, progress: bool = True) -> dict:
+    """Compute `model`'s whole 2-D backbone once for every stored frame of `files` (frames files of `prepared`) and
+    keep it as float16 `[N,C,h,w]` in `cache/<stem>.npy`. A file is computed again when missing or older than its
+    frames file; each is written to a temporary name, then renamed. Frames are scaled to `size` and normalised as
+    `ClipBlock` does. On the CPU the backbone runs in ONNX Runtime. Returns counts and seconds."""
+    if not isinstance(model, ClipModel): raise AccidentError('cached features need a 2-D backbone model (a ClipModel)')
+    prepared, cache = Path(prepared), Path(cache)
+    files = sorted(set(files))
+    for f in files:
+        if not (prepared/f).exists(): raise AccidentError(f'frames file missing: {prepared/f}; run `accident prepare` again')
+    def fresh(f):
+        c = cache/f'{Path(f).stem}.npy'
+        return c.exists() and c.stat().st_mtime_ns >= (prepared/f).stat().st_mtime_ns
+    todo, t0 = [f for f in files if not fresh(f)], time.perf_counter()
+    if todo:
+        cache.mkdir(parents=True, exist_ok=True)
+        body = model.encoder.module[:].eval()                    # a plain copy of the stage list: no channels-last hook
+        dev = torch.device(device or 'cpu')
+        run = OnnxFrozen(body) if dev.type == 'cpu' else body.to(dev)
+        tfms = [ClipToFloat(size), ClipNormalize(mean, std)]
+        from fastprogress.fastprogress import progress_bar
+        for f in (progress_bar(todo) if progress else todo):
+            a, out = np.load(prepared/f, mmap_mode='r'), []
+            for i in range(0, len(a), bs):
+                x = TensorClip(torch.from_numpy(np.array(a[i:i + bs])).permute(0, 3, 1, 2)[None].to(dev))
+                for t in tfms: x = t(x)
+                with torch.no_grad(): out.append(run(x[0].as_subclass(torch.Tensor)).half().cpu().numpy())
+            dest = cache/f'{Path(f).stem}.npy'
+            tmp = dest.with_name(dest.stem + '.tmp.npy')
+            np.save(tmp, np.concatenate(out)); tmp.replace(dest)       # never a half-written cache file
+    return dict(files=len(files), computed=len(todo), seconds=round(time.perf_counter() - t0, 1), cache=str(cache))
 
 # %% ../nbs/03a_learner.ipynb #52e4223c
 def class_weights(labels) -> torch.Tensor:

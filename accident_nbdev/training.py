@@ -21,7 +21,8 @@ from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 from .core import (AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic,
                                  write_text_atomic)
 from .export import manifest_hash
-from .learner import ARCHS, accident_learner, arch_info, clip_dataloaders, load_clips, onnx_frozen
+from .learner import (ARCHS, accident_learner, accident_model, arch_info, cache_features,
+                                    clip_dataloaders, feature_cache_dir, load_clips, onnx_frozen)
 
 # %% auto #0
 __all__ = ['log', 'pick_device', 'ProfileCallback', 'CheckpointCallback', 'load_checkpoint', 'BestModelCallback',
@@ -178,15 +179,36 @@ class PlainMetricsCallback(Callback):
             d[k.split('/')[-1]] = v
         write_json_atomic(self.folder/'metrics.json', nested | {'step': int(self.epoch)})
 
+def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size: int, feature_cache, dl_kw: dict, dev,
+               progress: bool) -> tuple[int, dict]:
+    "For `cached` training: check the arch, compute the missing features; returns (stages to freeze, cache summary)."
+    if not arch_info(arch).get('cacheable'):
+        ok = ', '.join(a for a, v in ARCHS.items() if v.get('cacheable'))
+        raise AccidentError(f"arch {arch!r} cannot train on cached features: its head sees more than the backbone's "
+                            f'feature maps; archs that can: {ok}')
+    if weights or not pretrained:
+        raise AccidentError('cached features come from the pretrained backbone: use pretrained=True and no weights file')
+    model = accident_model(arch, pretrained)
+    cache = Path(feature_cache) if feature_cache else feature_cache_dir(prepared, arch, size)
+    log.info(f'backbone features of {len(files)} frames files: {cache}')
+    st = cache_features(prepared, files, model, cache, dl_kw['size'], dl_kw['mean'], dl_kw['std'],
+                        device=dev, progress=progress)
+    log.info(f"features: {st['computed']} of {st['files']} files computed in {st['seconds']:.0f} s")
+    return len(model.encoder.module), st
+
 def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'models', arch: str = 'small',
                 pretrained: bool = True, freeze: int = 0, frames: int = 16, size: int = 0, epochs: int = 12, lr: float = 3e-3,
                 bs: int = 16, weight_decay: float = 0.01, patience: int = 6, seed: int = 42, device: str = 'auto',
                 sampler: str = 'all', workers: int = 0, resume: bool = False, wandb: bool = False, dvclive: bool = True,
-                weights: str | None = None, show_progress: bool = True, frozen_ort: bool = True):
+                weights: str | None = None, show_progress: bool = True, frozen_ort: bool = True, cached: bool = False,
+                feature_cache: str | Path | None = None):
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
     `profile.json` and `train.json` (the run's settings, timings and the prepared data's `manifest_hash`) to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`);
     with `frozen_ort`, frozen backbone stages run in ONNX Runtime when training on the CPU (`OnnxFrozenCallback`).
-    Returns the fastai `Learner` (with the best weights loaded)."""
+    With `cached`, every backbone stage is frozen and computed once per stored frame (`cache_features`, into
+    `feature_cache` or `feature_cache_dir`), and the epochs train the head on those features; the model and its
+    checkpoints are the same as a pixel-trained one's. Returns the fastai `Learner` (with the best weights loaded;
+    after a cached run its `dls` are frame loaders again)."""
     every, pairs = arch_info(arch).get('every', 1), arch_info(arch).get('pairs', False)
     if frames % every:
         raise AccidentError(f'arch {arch!r} runs its backbone on one frame in {every}: frames must be a multiple of {every} '
@@ -199,10 +221,19 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     if dev.type == 'cpu': nw = 0 if workers == 0 else workers     # CPU: the cores are busy training
     else: nw = (os.cpu_count() or 2) if workers == 0 else workers
     mean, std = arch_info(arch)['stats']
-    dls = clip_dataloaders(prepared, n_frames=frames, size=size or None, bs=bs, mean=mean, std=std,
-                           num_workers=nw, device=dev, seed=seed, sampler=sampler, pairs=pairs)
+    dl_kw = dict(n_frames=frames, size=size or None, bs=bs, mean=mean, std=std, num_workers=nw, device=dev, seed=seed,
+                 sampler=sampler, pairs=pairs)
+    files = load_clips(prepared).frames_file.unique()
+    if not (prepared/files[0]).exists(): raise AccidentError(f'frames file missing: {prepared/files[0]}; run `accident prepare` again')
+    stored = np.load(prepared/files[0], mmap_mode='r').shape[1]                    # frames as prepared
+    cache = None
+    if cached:
+        freeze, cache = _cache_for(prepared, files, arch, pretrained, weights, size or int(stored), feature_cache, dl_kw,
+                                   dev, show_progress)
+    dls = clip_dataloaders(prepared, **dl_kw, features=cache and cache['cache'])
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, path=out,
                              model_dir='.', wd=weight_decay)
+    learn.model.cached = cached
     if not show_progress and hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
     if dev.type == 'cuda': learn.to_fp16()
     last = out/'last.pth'
@@ -219,7 +250,7 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     prof = ProfileCallback(out/'profile.json')
     cbs = [save, EarlyStopCallback(monitor='roc_auc_score', comp=np.greater, patience=patience),
            EpochLogCallback(out/'train_log.csv', append=start > 0), CheckpointCallback(last), prof]
-    ort_cb = OnnxFrozenCallback() if frozen_ort else None
+    ort_cb = OnnxFrozenCallback() if frozen_ort and not cached else None
     if ort_cb: cbs.append(ort_cb)
     if dvclive: cbs += _dvclive_cb(out, start > 0)
     if wandb: cbs.append(_wandb_cb('accident_nbdev', out))
@@ -227,15 +258,16 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     if start < epochs: learn.fit_one_cycle(epochs, lr, cbs=cbs, start_epoch=start)
     secs = time.time() - t0
     learn.model.load_state_dict(torch.load(out/'best.pth', map_location=dev, weights_only=True))
+    if cached: learn.model.cached, learn.dls = False, clip_dataloaders(prepared, **dl_kw)     # frames in, as served
     n_rows = len(pd.read_csv(out/'train_log.csv')) if (out/'train_log.csv').exists() else 0
-    stored = np.load(prepared/dls.train.items[0]['frames_file'], mmap_mode='r').shape[1]      # frames as prepared
     summary = dict(arch=arch, pretrained=pretrained, freeze=freeze, frames=frames, pairs=pairs, size=size or int(stored),
                    epochs=epochs, lr=lr, bs=bs, weight_decay=weight_decay, seed=seed, device=str(dev), sampler=sampler,
                    mean=list(mean), std=list(std), best_valid_auroc=None if save.best is None else float(save.best),
                    epochs_run=n_rows, train_seconds=round(secs, 1),
                    profile=getattr(prof, 'summary', None), onnx_frozen=bool(getattr(ort_cb, 'on', False)),
                    prepared=str(prepared), manifest_sha1=data_sha1,
-                   n_train=len(dls.train_ds), n_train_per_epoch=len(dls.train) * bs, n_valid=len(dls.valid_ds))
+                   n_train=len(dls.train_ds), n_train_per_epoch=len(dls.train) * bs, n_valid=len(dls.valid_ds),
+                   cached=cached, feature_cache=cache)
     write_json_atomic(out/'train.json', summary)
     learn.summary_ = summary
     return learn

@@ -164,3 +164,30 @@ def test_frame_pairs_model_end_to_end(project, tmp_path):
     video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
     r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
     assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
+
+
+def test_cached_feature_model_end_to_end(project, tmp_path):
+    """Training on cached backbone features (`train.cached`) through Papermill, then export and predict: the
+    features are computed once beside the prepared folder and reused, and the result is an ordinary frame model."""
+    proj = tmp_path/'cached'
+    (proj/'nbs').mkdir(parents=True)
+    shutil.copy(ROOT/'nbs'/'03_train.ipynb', proj/'nbs')
+    shutil.copytree(project/'data'/'prepared', proj/'data'/'prepared')
+    write_params(proj/'params.yaml', prepare=SMALL_PREPARE,
+                 train=dict(arch='efficientnet_lite0_feature_pairs', frames=4, epochs=1, bs=8, patience=1, cached=True))
+    for cmd in ('train', 'evaluate', 'export'): run_accident(cmd, cwd=proj)
+    s = json.loads((proj/'models'/'train.json').read_text())
+    clips = pd.read_csv(proj/'data'/'prepared'/'clips.csv')
+    n_files = clips[clips.split.isin(['train', 'valid'])].frames_file.nunique()
+    cache = proj/'data'/'features'/'prepared'/'efficientnet_lite0-32px'
+    assert s['cached'] is True and s['freeze'] == 6 and s['feature_cache']['computed'] == n_files
+    assert len(list(cache.glob('*.npy'))) == n_files and not list(cache.glob('*.tmp*'))
+    card = json.loads((proj/'models'/'serve'/'model_card.json').read_text())
+    assert card['model']['input']['shape'] == ['batch', 8, 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
+    video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
+    r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
+    assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
+    run_accident('train', '--no-notebook', '--out', 'models2', cwd=proj)                  # a second run: cache reused
+    assert json.loads((proj/'models2'/'train.json').read_text())['feature_cache']['computed'] == 0
+    r = run_accident('train', '--arch', 'efficientnet_lite0_pairs', '--no-notebook', '--out', 'm3', cwd=proj, check=False)
+    assert r.returncode != 0 and 'cannot train on cached features' in r.stderr
