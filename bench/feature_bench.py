@@ -11,6 +11,10 @@ and their change to the second), temporal jitter in training, deterministic samp
 the pixel-level augmentation (a left-right flip of the feature maps stands in for it) and the fine-tuned last stage
 and motion stream.
 
+The library has since taken this path in (`accident train --cached --arch efficientnet_lite0_feature_pairs`, the
+same cache and head, trained by `train_model` with its checkpoints and evaluated by `accident evaluate`); this script
+stays as the record of session 28's experiment.
+
     python bench/feature_bench.py [--prepared data/prepared] [--cache DIR] [--epochs 12] [--hidden 64] [--out FILE]
 
 Scores every validation and test window (ambiguous ones as label 0, as `accident evaluate` does) and prints the
@@ -30,37 +34,12 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import RocAucBinary
-from fastprogress import progress_bar
 from sklearn.metrics import roc_auc_score
 
-from accident_nbdev.core import AccidentError, write_json_atomic
+from accident_nbdev.core import write_json_atomic
 from accident_nbdev.data import sample_indices
 from accident_nbdev.evaluate import negatives_auroc
-from accident_nbdev.learner import OnnxFrozen, SpatioTemporalHead, accident_model, arch_info
-
-
-def frozen_stages() -> nn.Module:
-    "The whole 2-D backbone of `efficientnet_lite0` (ImageNet weights), as the learner builds it, for inference."
-    return accident_model('efficientnet_lite0', pretrained=True).encoder.module[:].eval()   # a slice: no hooks
-
-
-def cache_features(prepared: Path, files, cache: Path, bs: int = 64) -> float:
-    "Features `[N,112,h,w]` (float16) of every stored frame of `files` into `cache/<stem>.npy`; returns seconds spent."
-    cache.mkdir(parents=True, exist_ok=True)
-    todo = [f for f in files if not (cache/f'{Path(f).stem}.npy').exists()]
-    if not todo: return 0.0
-    run, t0 = OnnxFrozen(frozen_stages()), time.perf_counter()
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in arch_info('efficientnet_lite0')['stats'])
-    for f in progress_bar(todo):
-        if not (prepared/f).exists(): raise AccidentError(f'frames file missing: {prepared/f}; run `accident prepare` again')
-        a, out = np.load(prepared/f, mmap_mode='r'), []
-        for i in range(0, len(a), bs):
-            x = torch.from_numpy(np.array(a[i:i + bs])).permute(0, 3, 1, 2).float().div(255)
-            out.append(run((x - mean) / std).half().numpy())
-        dest = cache/f'{Path(f).stem}.npy'
-        tmp = dest.with_suffix('.tmp.npy')
-        np.save(tmp, np.concatenate(out)); tmp.rename(dest)               # never a half-written cache file
-    return time.perf_counter() - t0
+from accident_nbdev.learner import SpatioTemporalHead, accident_model, arch_info, cache_features, pair_change
 
 
 class FeatureWindows(torch.utils.data.Dataset):
@@ -89,12 +68,10 @@ class BalancedIdxDL(DataLoader):
 
 
 class FeatureHead(nn.Module):
-    "The spatio-temporal head on cached frame-pair features: the first frame's features and their change to the next."
+    "The spatio-temporal head on cached frame-pair features (as `efficientnet_lite0_feature_pairs` without its backbone)."
     def __init__(self, ch: int = 112, hidden: int = 64, dropout: float = 0.3):
         super().__init__(); self.head = SpatioTemporalHead(2 * ch, hidden=hidden, dropout=dropout)
-    def forward(self, x):
-        f0, f1 = x[:, 0::2], x[:, 1::2]
-        return self.head(torch.cat([f0, f1 - f0], 2))
+    def forward(self, x): return self.head(pair_change(x))
 
 
 def score(model: nn.Module, rows: pd.DataFrame, feats: dict, n_frames: int, bs: int = 64) -> np.ndarray:
@@ -136,7 +113,9 @@ def main():
     cache = Path(a.cache) if a.cache else prepared.parent/'features_lite0'
     clips, videos = pd.read_csv(prepared/'clips.csv'), pd.read_csv(prepared/'videos.csv')
     torch.manual_seed(a.seed)
-    extract_s = cache_features(prepared, sorted(clips.frames_file.unique()), cache)
+    st = cache_features(prepared, clips.frames_file.unique(), accident_model('efficientnet_lite0'), cache, None,
+                        *arch_info('efficientnet_lite0')['stats'])              # the learner's own cache (`--cached`)
+    extract_s = st['seconds']
     feats = {f: np.load(cache/f'{Path(f).stem}.npy', mmap_mode='r') for f in clips.frames_file.unique()}
     tr = clips[(clips.split == 'train') & ~clips.ambiguous.astype(bool)]
     va = clips[(clips.split == 'valid') & ~clips.ambiguous.astype(bool)]
