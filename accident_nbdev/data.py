@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from .core import (AccidentError, file_sha1, get_logger, load_params, params_key, parallel_map,
-                                 write_csv_atomic, write_json_atomic, atomic_path)
+from .core import (
+    AccidentError, file_sha1, get_logger, load_params, params_key, parallel_map, write_csv_atomic,
+    write_json_atomic, atomic_path)
 from .video import VIDEO_EXTS, VideoError, probe_video, read_frames
 
 # %% auto #0

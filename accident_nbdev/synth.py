@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .core import (AccidentError, get_logger, parallel_map, params_key, write_csv_atomic,
-                                 write_json_atomic)
+from .core import (
+    AccidentError, get_logger, parallel_map, params_key, write_csv_atomic, write_json_atomic)
 from .video import write_video
 
 # %% auto #0

@@ -18,11 +18,12 @@ import fastai.callback.schedule   # noqa: F401  (Learner.fit_one_cycle)
 from fastai.callback.core import Callback
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 
-from .core import (AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic,
-                                 write_text_atomic)
+from .core import (
+    AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic, write_text_atomic)
 from .export import manifest_hash
-from .learner import (ARCHS, accident_learner, accident_model, arch_info, cache_features,
-                                    clip_dataloaders, feature_cache_dir, load_clips, onnx_frozen)
+from .learner import (
+    ARCHS, accident_learner, accident_model, arch_info, cache_features, clip_dataloaders, feature_cache_dir,
+    load_clips, onnx_frozen)
 
 # %% auto #0
 __all__ = ['log', 'pick_device', 'ProfileCallback', 'CheckpointCallback', 'load_checkpoint', 'BestModelCallback',
@@ -179,7 +180,7 @@ class PlainMetricsCallback(Callback):
             d[k.split('/')[-1]] = v
         write_json_atomic(self.folder/'metrics.json', nested | {'step': int(self.epoch)})
 
-def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size: int, feature_cache, dl_kw: dict, dev,
+def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size: int, mean, std, feature_cache, dev,
                progress: bool) -> tuple[int, dict]:
     "For `cached` training: check the arch, compute the missing features; returns (stages to freeze, cache summary)."
     if not arch_info(arch).get('cacheable'):
@@ -191,8 +192,7 @@ def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size
     model = accident_model(arch, pretrained)
     cache = Path(feature_cache) if feature_cache else feature_cache_dir(prepared, arch, size)
     log.info(f'backbone features of {len(files)} frames files: {cache}')
-    st = cache_features(prepared, files, model, cache, dl_kw['size'], dl_kw['mean'], dl_kw['std'],
-                        device=dev, progress=progress)
+    st = cache_features(prepared, files, model, cache, size, mean, std, device=dev, progress=progress)
     log.info(f"features: {st['computed']} of {st['files']} files computed in {st['seconds']:.0f} s")
     return len(model.encoder.module), st
 
@@ -228,8 +228,8 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     stored = np.load(prepared/files[0], mmap_mode='r').shape[1]                    # frames as prepared
     cache = None
     if cached:
-        freeze, cache = _cache_for(prepared, files, arch, pretrained, weights, size or int(stored), feature_cache, dl_kw,
-                                   dev, show_progress)
+        freeze, cache = _cache_for(prepared, files, arch, pretrained, weights, size or int(stored), mean, std,
+                                   feature_cache, dev, show_progress)
     dls = clip_dataloaders(prepared, **dl_kw, features=cache and cache['cache'])
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, path=out,
                              model_dir='.', wd=weight_decay)
