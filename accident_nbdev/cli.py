@@ -215,7 +215,7 @@ def cmd_evaluate(args) -> int:
     e = params['evaluate']
     out = Path(args.out) if args.out else _default_dir('reports', 'eval')
     m = evaluate_model(args.model or _default_dir('models'), args.prepared or _default_dir('data', 'prepared'), out,
-                       e['video_agg'], e['top_k'], threshold=e['threshold'])
+                       e['video_agg'], e['top_k'], threshold=e['threshold'], probe=not args.no_probe)
     c, v, o = m['clip']['test'], m['video']['test'][m['video_agg']], m['onset']
     def f(x): return '–' if x is None else f'{x:.3f}'
     print(f"test clips: AUROC {f(c['auroc'])}, AUPRC {f(c['auprc'])}, F1 {f(c['f1'])} at threshold {m['threshold']:.3f} (chosen on validation, {m['threshold_criterion']})\n"
@@ -234,6 +234,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--top-k', type=int, help='k of the topk aggregation')
     p.add_argument('--threshold', choices=['youden', 'f1'],
                    help="how the thresholds are chosen on validation: Youden's J (TPR - FPR, default) or max F1")
+    p.add_argument('--no-probe', action='store_true',
+                   help="leave out the shortcut probe's side-by-side figures (its features of every video take most of "
+                        'the time on large folders)')
     p.set_defaults(func=cmd_evaluate)
 
 # %% ../nbs/10_cli.ipynb #0cc7f7ec

@@ -72,6 +72,16 @@ def test_metrics_schema_and_threshold_from_validation(project):
     for f in ('curves.png', 'confusion.png', 'timelines.png'): assert (project/'reports'/'eval'/f).stat().st_size > 1000
 
 
+def test_evaluate_without_the_probe(project, tmp_path):
+    "`--no-probe` leaves out the shortcut probe's figures and nothing else: the model's metrics are the same."
+    full = json.loads((project/'reports'/'eval'/'metrics.json').read_text())
+    assert set(full['shortcut_probe']) == {'valid', 'test'}
+    run_accident('evaluate', '--out', tmp_path/'eval', '--no-probe', cwd=project)
+    m = json.loads((tmp_path/'eval'/'metrics.json').read_text())
+    assert 'shortcut_probe' not in m
+    assert m['clip'] == full['clip'] and m['video'] == full['video'] and m['threshold'] == full['threshold']
+
+
 def test_export_parity_and_card(project):
     import torch
     from accident_nbdev.evaluate import load_trained
