@@ -731,10 +731,11 @@ def _splitter(m: nn.Module):
     return [list(m.parameters())]
 
 def accident_learner(dls: DataLoaders, arch: str = 'small', pretrained: bool = True, weights=None,
-                     balance: bool = True, freeze: int = 0, **kwargs) -> Learner:
+                     balance: bool = True, freeze: int = 0, model: nn.Module | None = None, **kwargs) -> Learner:
     """A fastai `Learner` for accident clips: model by name, AUROC and accuracy; with `balance`, a class-weighted
-    loss unless the training batches are balanced by `BalancedDL` already."""
-    model = accident_model(arch, pretrained, weights, freeze)
+    loss unless the training batches are balanced by `BalancedDL` already. A `model` already built (`arch`'s, e.g.
+    the one whose backbone computed the cached features) is used as it is instead of building another."""
+    if model is None: model = accident_model(arch, pretrained, weights, freeze)
     by_sampler = isinstance(dls.train, BalancedDL) and dls.train.labels is not None    # batches balanced already
     w = class_weights([r['label'] for r in dls.train.items]) if balance and not by_sampler else None
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(weight=w), metrics=[RocAucBinary(), accuracy],

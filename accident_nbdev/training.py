@@ -22,8 +22,8 @@ from .core import (
     AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic, write_text_atomic)
 from .export import manifest_hash
 from .learner import (
-    ARCHS, accident_learner, accident_model, arch_info, cache_features, clip_dataloaders, feature_cache_dir,
-    load_clips, onnx_frozen)
+    ARCHS, ClipModel, accident_learner, accident_model, arch_info, cache_features, clip_dataloaders,
+    feature_cache_dir, load_clips, onnx_frozen)
 
 # %% auto #0
 __all__ = ['log', 'pick_device', 'ProfileCallback', 'CheckpointCallback', 'load_checkpoint', 'BestModelCallback',
@@ -181,8 +181,9 @@ class PlainMetricsCallback(Callback):
         write_json_atomic(self.folder/'metrics.json', nested | {'step': int(self.epoch)})
 
 def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size: int, mean, std, feature_cache, dev,
-               progress: bool) -> tuple[int, dict]:
-    "For `cached` training: check the arch, compute the missing features; returns (stages to freeze, cache summary)."
+               progress: bool) -> tuple[ClipModel, dict]:
+    """For `cached` training: check the arch, build its model with the whole backbone frozen and compute the missing
+    features with it; returns (the model, cache summary)."""
     if not arch_info(arch).get('cacheable'):
         ok = ', '.join(a for a, v in ARCHS.items() if v.get('cacheable'))
         raise AccidentError(f"arch {arch!r} cannot train on cached features: its head sees more than the backbone's "
@@ -190,11 +191,12 @@ def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size
     if weights or not pretrained:
         raise AccidentError('cached features come from the pretrained backbone: use pretrained=True and no weights file')
     model = accident_model(arch, pretrained)
+    model.freeze(len(model.encoder.module))
     cache = Path(feature_cache) if feature_cache else feature_cache_dir(prepared, arch, size)
     log.info(f'backbone features of {len(files)} frames files: {cache}')
     st = cache_features(prepared, files, model, cache, size, mean, std, device=dev, progress=progress)
     log.info(f"features: {st['computed']} of {st['files']} files computed in {st['seconds']:.0f} s")
-    return len(model.encoder.module), st
+    return model, st
 
 def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'models', arch: str = 'small',
                 pretrained: bool = True, freeze: int = 0, frames: int = 16, size: int = 0, epochs: int = 12, lr: float = 3e-3,
@@ -226,13 +228,14 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     files = load_clips(prepared).frames_file.unique()
     if not (prepared/files[0]).exists(): raise AccidentError(f'frames file missing: {prepared/files[0]}; run `accident prepare` again')
     stored = np.load(prepared/files[0], mmap_mode='r').shape[1]                    # frames as prepared
-    cache = None
+    cache = model = None
     if cached:
-        freeze, cache = _cache_for(prepared, files, arch, pretrained, weights, size or int(stored), mean, std,
-                                   feature_cache, dev, show_progress)
+        model, cache = _cache_for(prepared, files, arch, pretrained, weights, size or int(stored), mean, std,
+                                  feature_cache, dev, show_progress)
+        freeze = model.n_frozen
     dls = clip_dataloaders(prepared, **dl_kw, features=cache and cache['cache'])
-    learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, path=out,
-                             model_dir='.', wd=weight_decay)
+    learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, model=model,
+                             path=out, model_dir='.', wd=weight_decay)
     learn.model.cached = cached
     if not show_progress and hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
     if dev.type == 'cuda': learn.to_fp16()
