@@ -25,12 +25,19 @@ __all__ = ['log', 'EXAMPLES', 'example_videos', 'frame_at', 'analyse_video', 'ti
 log = get_logger('app')
 
 # %% ../nbs/07_app.ipynb #9d01e432
-EXAMPLES = {'accident_rear_end.mp4': dict(label=1, scenario='rear_end', seed=2024),
+EXAMPLES = {'accident_rear_end.mp4': dict(label=1, scenario='rear_end', seed=2025),
             'normal_traffic.mp4': dict(label=0, scenario='normal', seed=2025)}
+
+def _cached_spec(ann_path: Path) -> dict | None:
+    "The spec a cached example was made from (None when the annotation is missing, unreadable or from before specs)."
+    import json
+    try: return json.loads(ann_path.read_text()).get('spec')
+    except (OSError, ValueError, AttributeError): return None
 
 def example_videos(folder: str | Path | None = None) -> list[Path]:
     """The demo's example videos, generated with the built-in generator on first use and cached in `folder`, each with
-    its annotation beside it (`<name>.json`: scenario, `onset_s`, `end_s`, ... as `generate_video` returns it)."""
+    its annotation beside it (`<name>.json`: scenario, `onset_s`, `end_s`, ... as `generate_video` returns it, and the
+    `spec` it was made from; a cached video whose spec differs from `EXAMPLES`' is made again)."""
     from accident_nbdev.core import write_json_atomic
     from accident_nbdev.synth import generate_video
     folder = Path(folder or os.environ.get('ACCIDENT_CACHE') or Path.home()/'.cache'/'accident_nbdev')/'examples'
@@ -38,11 +45,11 @@ def example_videos(folder: str | Path | None = None) -> list[Path]:
     out = []
     for name, e in EXAMPLES.items():
         f = folder/name
-        if not f.exists() or not f.with_suffix('.json').exists():
-            spec = dict(index=0, seed=e['seed'], label=e['label'], scenario=e['scenario'], layout='straight', time_of_day='day',
-                        weather='clear', width=426, height=240, fps=12, duration=10.0, crf=23, preset='superfast')
+        spec = dict(index=0, seed=e['seed'], label=e['label'], scenario=e['scenario'], layout='straight', time_of_day='day',
+                    weather='clear', width=426, height=240, fps=12, duration=10.0, crf=23, preset='superfast')
+        if not f.exists() or _cached_spec(f.with_suffix('.json')) != spec:
             ann = generate_video(spec, f)     # written to a temporary file, then renamed
-            write_json_atomic(f.with_suffix('.json'), ann)
+            write_json_atomic(f.with_suffix('.json'), dict(ann, spec=spec))
         out.append(f)
     return out
 

@@ -48,8 +48,8 @@ def post(url: str, name: str, data: bytes, timeout: float = 60) -> httpx.Respons
 
 def test_end_to_end(server, examples):
     """An accident video and a normal one: verdicts, timelines, onset, metrics, request log; same numbers as local scoring.
-    The verdicts are the model's own (at its validation threshold the bundled model may call the rear-end example
-    normal); what any working model must do is score the collision well above plain traffic, at the collision."""
+    The verdicts are the model's own (the rear-end example is a collision in full view, but no model here catches every
+    one); what any working model must do is score the collision well above plain traffic, at the collision."""
     url, _, logdir = server
     assert httpx.get(url + '/health').json()['status'] == 'ok'
     card = httpx.get(url + '/model').json()
