@@ -149,14 +149,16 @@ def _train_kwargs(args, params: dict) -> dict:
                 frames=t['frames'], size=t['size'], epochs=t['epochs'], lr=t['lr'], bs=t['bs'],
                 weight_decay=t['weight_decay'], patience=t['patience'], seed=params['seed'], device=t['device'],
                 sampler=t['sampler'], workers=t['workers'], resume=bool(args.resume), wandb=t['wandb'], cached=bool(t['cached']),
-                feature_cache=str(Path(args.feature_cache).resolve()) if args.feature_cache else None)
+                feature_cache=str(Path(args.feature_cache).resolve()) if args.feature_cache else None,
+                context=float(t['context']), context_frames=int(t['context_frames']))
 
 def cmd_train(args) -> int:
     "Train the video learner (through the Papermill notebook when it is there)."
     from accident_nbdev.learner import arch_info, load_clips
     params = _params(args, dict(seed=args.seed, train=dict(arch=args.arch, freeze=args.freeze, frames=args.frames, size=args.size, epochs=args.epochs,
                                                            lr=args.lr, bs=args.bs, device=args.device, sampler=args.sampler,
-                                                           wandb=args.wandb or None, cached=args.cached or None)))
+                                                           wandb=args.wandb or None, cached=args.cached or None,
+                                                           context=args.context, context_frames=args.context_frames)))
     kw = _train_kwargs(args, params)
     arch_info(kw['arch']); load_clips(kw['prepared'])                   # fail early, with a clear message
     nb = (find_project_root() or Path.cwd())/'nbs'/'03_train.ipynb'
@@ -203,6 +205,9 @@ def _add_train(sub) -> None:
                    help='freeze the whole backbone, compute it once per stored frame and train the head on those features '
                    '(archs: efficientnet_lite0, efficientnet_lite0_feature_pairs, resnet18, resnet34)')
     p.add_argument('--feature-cache', help='folder of cached features (default: features/ beside the prepared folder)')
+    p.add_argument('--context', type=float, metavar='SECONDS',
+                   help='seconds before each window the model also sees (0 = none): what led up to the window')
+    p.add_argument('--context-frames', type=int, help='frames sampled from that context (frame pairs for pairs archs)')
     p.add_argument('--no-notebook', action='store_true', help='call train_model directly instead of running nbs/03_train.ipynb')
     p.add_argument('--report', help='where Papermill writes the executed notebook (default reports/train.ipynb)')
     p.set_defaults(func=cmd_train)

@@ -83,6 +83,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'workers': 0,               # data-loading processes; 0 = all cores (CPU: none)
         'wandb': False,             # also log to Weights & Biases (WANDB_MODE=offline works)
         'cached': False,            # freeze the whole backbone, compute it once per stored frame, train the head on that
+        'context': 4.0,             # seconds before each window the model also sees (0 = none; bench/README.md)
+        'context_frames': 4,        # frames (frame pairs for pairs archs) sampled from that context
     },
     'evaluate': {
         'top_k': 3,                 # video score = mean of the k highest window scores ('topk')

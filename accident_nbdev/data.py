@@ -22,8 +22,8 @@ from .video import VIDEO_EXTS, VideoError, probe_video, read_frames
 # %% auto #0
 __all__ = ['log', 'TUDAT_FOLDERS', 'CLASS_WORDS', 'SIDECAR_EXTS', 'RESERVED_COLS', 'SPLITS', 'FRAMES_FORMAT', 'list_videos',
            'read_annotations', 'attach_annotations', 'scan_videos', 'split_videos', 'split_counts', 'balance_warnings',
-           'window_starts', 'window_label', 'sample_indices', 'frames_key', 'prepare_dataset', 'load_clip',
-           'load_manifests', 'show_clip', 'plot_split_balance']
+           'window_starts', 'window_label', 'sample_indices', 'window_indices', 'frames_key', 'prepare_dataset',
+           'load_clip', 'load_manifests', 'show_clip', 'plot_split_balance']
 
 # %% ../nbs/02_data.ipynb #eb6667a9
 log = get_logger('data')
@@ -272,6 +272,17 @@ def sample_indices(length: int, n: int, train: bool = False, rng: np.random.Gene
     if not pairs: return idx
     first = np.minimum(idx, max(length - 2, 0))
     return np.stack([first, np.minimum(first + 1, length - 1)], 1).reshape(-1)
+
+# %% ../nbs/02_data.ipynb #93137ca2
+def window_indices(start: int, length: int, n: int, train: bool = False, rng: np.random.Generator | None = None,
+                   pairs: bool = False, context: int = 0, n_context: int = 0) -> np.ndarray:
+    """Stored-frame indices of the window `[start, start + length)` (`sample_indices`), preceded, when `context` and
+    `n_context` are set, by `n_context` points (pairs) sampled from the `context` frames before it, clamped at frame 0."""
+    idx = start + sample_indices(length, n, train, rng, pairs)
+    if not (context and n_context): return idx
+    if context < 0 or n_context < 0: raise AccidentError(f'context must be >= 0, got {context} frames and {n_context} points')
+    ctx = start - context + sample_indices(context, n_context, train, rng, pairs)
+    return np.concatenate([np.maximum(ctx, 0), idx])
 
 # %% ../nbs/02_data.ipynb #8bcedabc
 FRAMES_FORMAT = 1   # bump when the layout of the stored frames changes

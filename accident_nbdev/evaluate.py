@@ -164,18 +164,22 @@ def load_trained(model_dir: str | Path, device: str = 'cpu'):
             raise AccidentError(f'no {f} in {model_dir}: run `accident train` first (or `dvc repro train`)')
     info = json.loads((model_dir/'train.json').read_text())
     info.setdefault('pairs', arch_info(info['arch']).get('pairs', False))      # summaries written before pairs existed
-    model = accident_model(info['arch'], pretrained=False)
+    info.setdefault('context_window_frames', 0); info.setdefault('context_frames', 0)   # ... and before context
+    model = accident_model(info['arch'], pretrained=False, context=info['context_frames'])
     model.load_state_dict(torch.load(model_dir/'best.pth', map_location=device, weights_only=True))
     return model.to(device).eval(), info
 
 def predict_clips(model, prepared: str | Path, clips: pd.DataFrame, n_frames: int, size: int | None,
-                  mean, std, bs: int = 32, device: str = 'cpu', pairs: bool = False, ort: bool = True) -> np.ndarray:
-    """Accident probability of every row of `clips` (deterministic frame sampling, frame pairs if `pairs`, no augmentation).
+                  mean, std, bs: int = 32, device: str = 'cpu', pairs: bool = False, ort: bool = True,
+                  context: int = 0, n_context: int = 0) -> np.ndarray:
+    """Accident probability of every row of `clips` (deterministic frame sampling, frame pairs if `pairs`, `n_context`
+    points from the `context` frames before each window first, no augmentation).
     On the CPU with `ort` the model runs in ONNX Runtime (`OnnxFrozen`: exported once, checked against PyTorch,
     PyTorch itself where that fails); elsewhere, or with `ort=False`, in PyTorch."""
     import torch
     from accident_nbdev.learner import ClipLoader, ClipNormalize, ClipToFloat, OnnxFrozen, TensorClip
-    load, tofloat, norm = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs), ClipToFloat(size), ClipNormalize(mean, std)
+    load = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs, context=context, n_context=n_context)
+    tofloat, norm = ClipToFloat(size), ClipNormalize(mean, std)
     run = OnnxFrozen(model.eval()) if ort and torch.device(device).type == 'cpu' else model
     rows, out = clips.to_dict('records'), []
     with torch.no_grad():
@@ -246,7 +250,8 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     for split in ('valid', 'test'):
         d = clips[clips.split == split].reset_index(drop=True)
         if d.empty: raise AccidentError(f'no {split} clips in {prepared}; evaluation needs both validation and test videos')
-        d['p'] = predict_clips(model, prepared, d, info['frames'], info['size'], info['mean'], info['std'], bs, device, info['pairs'])
+        d['p'] = predict_clips(model, prepared, d, info['frames'], info['size'], info['mean'], info['std'], bs, device, info['pairs'],
+                               context=info['context_window_frames'], n_context=info['context_frames'])
         parts[split] = d
     va, te = parts['valid'], parts['test']
     thr = choose_threshold(va.label, va.p, threshold)

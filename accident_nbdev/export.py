@@ -66,11 +66,13 @@ def ort_session(path: str | Path, threads: int = 0):
     return ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
 
 # %% ../nbs/05_export.ipynb #784c4c1d
-def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int, pairs: bool = False) -> np.ndarray:
-    "uint8 frames `[N,T,H,W,3]` of the rows of `clips`, sampled at segment centres (as serving samples; `T` = 2·`n_frames` with `pairs`)."
-    from accident_nbdev.data import load_clip, sample_indices
-    return np.stack([load_clip(prepared, r)[sample_indices(int(r['n_frames']), n_frames, pairs=pairs)]
-                     for r in clips.to_dict('records')])
+def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int, pairs: bool = False, context: int = 0,
+                n_context: int = 0) -> np.ndarray:
+    """uint8 frames `[N,T,H,W,3]` of the rows of `clips`, sampled at segment centres (as serving samples; `T` = 2·`n_frames`
+    with `pairs`), after `n_context` points (pairs) from the `context` frames before each window when those are set."""
+    from accident_nbdev.learner import ClipLoader
+    load = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs, context=context, n_context=n_context)
+    return np.stack([load._sample(r) for r in clips.to_dict('records')])
 
 def run_onnx(sess, frames: np.ndarray, bs: int = 32) -> np.ndarray:
     "Accident probabilities for uint8 frames `[N,T,H,W,3]`, in batches."
@@ -133,6 +135,9 @@ def render_card(card: dict) -> str:
     p, m = card['preprocessing'], card.get('metrics', {})
     ct, vt, on = m.get('clip_test', {}), m.get('video_test', {}), m.get('onset', {})
     pair = ', each followed by the next frame (frame pairs)' if p.get('pairs') else ''
+    if p.get('context_frames'):
+        pair += (f"; before them, **{p['context_frames']} frames** from the {p['context_seconds']:g} s before the window "
+                 f"({p['context_window_frames']} frames, the video's first frame where the window starts earlier)")
     crit = {'youden': "Youden's J", 'f1': 'max F1'}[card.get('threshold_criterion', 'f1')]
     def f(v, d=3): return '–' if v is None else (f'{v:.{d}f}' if isinstance(v, float) else str(v))
     lines = [f"# Model card: {card['name']} {card['version']}", '',
@@ -194,14 +199,15 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     fps, clip_s = float(pp.get('target_fps', 8.0)), float(pp.get('clip_seconds', 4.0))
     wrapped = frames_model(model, info['mean'], info['std'])
     T, S, pairs = info['frames'], info['size'], info['pairs']
-    T_in = 2 * T if pairs else T                                   # frames per window in the ONNX input
+    ctx, n_ctx = int(info.get('context_window_frames', 0)), int(info.get('context_frames', 0))
+    T_in = (2 if pairs else 1) * (T + n_ctx)                       # frames per window in the ONNX input
     if S != pp.get('size', S): log.warning(f'model trained at {S} px from frames prepared at {pp.get("size")} px; serving decodes at {S} px')
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = export_onnx(wrapped, torch.zeros(2, T_in, S, S, 3, dtype=torch.uint8), out/'model.onnx', opset)
     sess = ort_session(onnx_path)
     va = clips[clips.split == 'valid']
     sample = va.sample(min(parity_clips, len(va)), random_state=0) if len(va) else clips.head(parity_clips)
-    frames = clip_frames(prepared, sample, T, pairs)
+    frames = clip_frames(prepared, sample, T, pairs, ctx, n_ctx)
     if frames.shape[2] != S: raise AccidentError(f'prepared frames are {frames.shape[2]} px but the model takes {S} px')
     diff = check_parity(wrapped, sess, frames)
     onnx_sha = _sha256(onnx_path)
@@ -212,7 +218,8 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
                            output=dict(name='prob', shape=['batch']), parity_max_abs_diff=diff),
                 preprocessing=dict(fps=fps, clip_seconds=clip_s, stride_seconds=float(pp.get('stride_seconds', 1.0)),
                                    window_frames=int(round(clip_s * fps)), frames=T, pairs=pairs, size=S, resize='area',
-                                   colour='RGB', sampling='segment centres' + (', each with the next frame' if pairs else ''), mean=list(info['mean']), std=list(info['std'])),
+                                   colour='RGB', sampling='segment centres' + (', each with the next frame' if pairs else ''), mean=list(info['mean']), std=list(info['std']),
+                                   context_seconds=round(ctx / fps, 3), context_window_frames=ctx, context_frames=n_ctx),
                 threshold=m['threshold'], video_threshold=m['video_threshold'],
                 threshold_criterion=m.get('threshold_criterion', 'f1'), video_agg=m['video_agg'], top_k=m['top_k'],
                 min_overlap_seconds=float(pp.get('min_overlap_seconds', 1.0)),
@@ -221,7 +228,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
                 params={k: info.get(k) for k in ('arch', 'pretrained', 'freeze', 'frames', 'size', 'epochs', 'lr', 'bs', 'weight_decay', 'seed')})
     if quantize_int8:
         te = clips[clips.split == 'test']
-        tf = clip_frames(prepared, te, T, pairs)
+        tf = clip_frames(prepared, te, T, pairs, ctx, n_ctx)
         q = quantize(onnx_path, out/'model.int8.onnx', int8_fp32_convs)
         p32, p8 = run_onnx(sess, tf), run_onnx(ort_session(q), tf)
         a32, a8 = float(roc_auc_score(te.label, p32)), float(roc_auc_score(te.label, p8))

@@ -32,7 +32,7 @@ from fasttransform import DisplayedTransform, Transform
 from plum import dispatch
 
 from .core import AccidentError, get_logger
-from .data import load_manifests, sample_indices
+from .data import load_manifests, window_indices
 
 # %% auto #0
 __all__ = ['log', 'LITE0_STAGES', 'IMAGENET', 'KINETICS', 'HALF', 'ARCHS', 'TensorClip', 'ClipLoader', 'ClipToFloat',
@@ -64,10 +64,14 @@ class TensorClip(TensorBase):
 # %% ../nbs/03a_learner.ipynb #8cdd8e1e
 class ClipLoader(Transform):
     """Turn a `clips.csv` row (a dict) into a `TensorClip` of `n_frames` frames `[T,3,H,W]` uint8, read from the stored
-    `.npy`; with `pairs`, `2*n_frames`: each sampled frame followed by the next stored one (see `sample_indices`)."""
-    def __init__(self, prepared: str | Path, n_frames: int = 8, jitter: bool = True, pairs: bool = False):
+    `.npy`; with `pairs`, `2*n_frames`: each sampled frame followed by the next stored one (see `sample_indices`); with
+    `context` and `n_context`, `n_context` more points (pairs) come first, sampled from the `context` stored frames
+    before the window (`window_indices`)."""
+    def __init__(self, prepared: str | Path, n_frames: int = 8, jitter: bool = True, pairs: bool = False,
+                 context: int = 0, n_context: int = 0):
         super().__init__()
         self.prepared, self.n_frames, self.jitter, self.pairs, self.train = Path(prepared), n_frames, jitter, pairs, False
+        self.context, self.n_context = context, n_context if context else 0
         self._mm = {}
     def __call__(self, b, split_idx=None, **kwargs):
         self.train = split_idx == 0          # 0 = training set (random jitter), otherwise deterministic
@@ -81,8 +85,8 @@ class ClipLoader(Transform):
     def _sample(self, row: dict) -> np.ndarray:
         "The stored rows of `row`'s window that this clip uses (random points in training, segment centres otherwise)."
         a = self._frames(row['frames_file'])
-        idx = int(row['start_frame']) + sample_indices(int(row['n_frames']), self.n_frames, self.train and self.jitter,
-                                                      pairs=self.pairs)
+        idx = window_indices(int(row['start_frame']), int(row['n_frames']), self.n_frames, self.train and self.jitter,
+                             pairs=self.pairs, context=self.context, n_context=self.n_context)
         return a[idx]
     def encodes(self, row: dict) -> TensorClip:
         x = torch.from_numpy(np.ascontiguousarray(self._sample(row)))          # [T,H,W,3] uint8
@@ -146,10 +150,11 @@ class ClipAug(RandTransform):
 
 # %% ../nbs/03a_learner.ipynb #4fe6854a
 def ClipBlock(prepared: str | Path, n_frames: int = 8, size: int | None = None, mean=(0.5,) * 3, std=(0.5,) * 3,
-              augment: bool = True, jitter: bool = True, pairs: bool = False) -> TransformBlock:
+              augment: bool = True, jitter: bool = True, pairs: bool = False, context: int = 0,
+              n_context: int = 0) -> TransformBlock:
     "A `TransformBlock` for clips: rows of `clips.csv` -> normalised `TensorClip` batches `[B,T,3,H,W]`."
     batch_tfms = [ClipToFloat(size)] + ([ClipAug()] if augment else []) + [ClipNormalize(mean, std)]
-    return TransformBlock(type_tfms=ClipLoader(prepared, n_frames, jitter, pairs), batch_tfms=batch_tfms)
+    return TransformBlock(type_tfms=ClipLoader(prepared, n_frames, jitter, pairs, context, n_context), batch_tfms=batch_tfms)
 
 # %% ../nbs/03a_learner.ipynb #8e20d1f9
 def _check_rows(clips: pd.DataFrame, prepared: Path) -> None:
@@ -239,18 +244,22 @@ class BalancedDL(ClipDL):
 def clip_dataloaders(prepared: str | Path, n_frames: int = 8, size: int | None = None, bs: int = 16,
                      mean=(0.5,) * 3, std=(0.5,) * 3, augment: bool = True, num_workers: int = 0,
                      device=None, seed: int | None = None, sampler: str = 'all', pairs: bool = False,
-                     features: str | Path | None = None) -> DataLoaders:
+                     features: str | Path | None = None, context: int = 0, n_context: int = 0) -> DataLoaders:
     """Train/valid `DataLoaders` of clips from a prepared folder (test clips: `dls.test_dl(test_clips(...))`);
     `sampler='balanced'` draws balanced training epochs with `BalancedDL`; `pairs` gives each sampled frame its
     successor (for `pairs` archs); `features`, a folder of cached backbone features (`cache_features`), makes the
-    items those features instead of frames (`FeatureBlock`)."""
+    items those features instead of frames (`FeatureBlock`); `context` stored frames before each window, `n_context`
+    points sampled from them, come first in every clip (`window_indices`)."""
     if sampler not in ('all', 'balanced'): raise AccidentError(f"unknown sampler {sampler!r}; known: all, balanced")
     prepared = Path(prepared)
     clips = load_clips(prepared)
     def splitter(items): return ([i for i, r in enumerate(items) if not r['is_valid']],
                                  [i for i, r in enumerate(items) if r['is_valid']])
-    block = (FeatureBlock(features, n_frames, augment, pairs=pairs) if features is not None
-             else ClipBlock(prepared, n_frames, size, mean, std, augment, pairs=pairs))
+    if context < 0 or n_context < 0: raise AccidentError(f'context must be >= 0, got {context} frames, {n_context} points')
+    n_context = n_context if context else 0
+    block = (FeatureBlock(features, n_frames, augment, pairs=pairs, context=context, n_context=n_context)
+             if features is not None else
+             ClipBlock(prepared, n_frames, size, mean, std, augment, pairs=pairs, context=context, n_context=n_context))
     dblock = DataBlock(blocks=(block, CategoryBlock(vocab=[0, 1])),
                        get_y=ColReader('label'), splitter=splitter)
     gpu = device is not None and torch.device(device).type == 'cuda'
@@ -260,6 +269,7 @@ def clip_dataloaders(prepared: str | Path, n_frames: int = 8, size: int | None =
     dls = dblock.dataloaders(clip_items(clips), bs=bs, num_workers=num_workers, device=device, seed=seed,
                              pin_memory=gpu, **kw)
     dls.prepared, dls.n_frames, dls.pairs, dls.features = prepared, n_frames, pairs, features
+    dls.context, dls.n_context = context, n_context
     return dls
 
 def clip_items(clips: pd.DataFrame) -> list[dict]:
@@ -330,20 +340,24 @@ def frame_change(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
 
 class SpatioTemporalHead(nn.Module):
-    "Temporal head over per-frame feature maps `[B,T,C,h,w]`: features + their change, 3-D convs, max/mean pool."
-    def __init__(self, ch: int, n_out: int = 2, hidden: int = 96, dropout: float = 0.3):
+    """Temporal head over per-frame feature maps `[B,T,C,h,w]`: features + their change, 3-D convs, max/mean pool.
+    With `context` > 0 the first `context` steps are the seconds before the window: pooled apart from the window's."""
+    def __init__(self, ch: int, n_out: int = 2, hidden: int = 96, dropout: float = 0.3, context: int = 0):
         super().__init__()
+        self.context = context
         self.reduce = nn.Sequential(nn.Conv2d(ch, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
         self.st = nn.Sequential(
             nn.Conv3d(2 * hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm3d(hidden), nn.ReLU(inplace=True),
             nn.Conv3d(hidden, hidden, (3, 3, 3), padding=(2, 1, 1), dilation=(2, 1, 1), bias=False),
             nn.BatchNorm3d(hidden), nn.ReLU(inplace=True))
-        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, n_out))
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear((4 if context else 2) * hidden, n_out))
     def forward(self, f):
         B, T = f.shape[:2]
+        if T <= self.context: raise AccidentError(f'this head takes {self.context} context steps and a window: got {T} steps')
         z = self.reduce(f.flatten(0, 1)).view(B, T, -1, *f.shape[-2:])
         z = self.st(torch.cat([z, frame_change(z)], 2).transpose(1, 2))                          # [B,hidden,T,h,w]
-        return self.out(torch.cat([z.amax((2, 3, 4)), z.mean((2, 3, 4))], 1))
+        parts = [z[:, :, self.context:], z[:, :, :self.context]] if self.context else [z]      # window, then context
+        return self.out(torch.cat([q for s in parts for q in (s.amax((2, 3, 4)), s.mean((2, 3, 4)))], 1))
 
 # %% ../nbs/03a_learner.ipynb #31967755
 class FrameDiff(nn.Module):
@@ -571,13 +585,15 @@ IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 KINETICS = ((0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989))
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
-def _small(pretrained, diff=True):
-    return ClipModel(small_cnn(6 if diff else 3), SpatioTemporalHead(128), diff=diff)
+def _small(pretrained, diff=True, context=0):
+    return ClipModel(small_cnn(6 if diff else 3), SpatioTemporalHead(128, context=context), diff=diff)
 
-def _lite0(pretrained, diff=False, motion=False, every=1, pairs=False, feature_pairs=False):
+def _lite0(pretrained, diff=False, motion=False, every=1, pairs=False, feature_pairs=False, context=0):
+    if context and every > 1: raise AccidentError('context frames are not supported with every > 1 (slowfast)')
     b = efficientnet_lite0(pretrained)
     ms = MotionStream(every=every, pairs=pairs) if motion else None
-    head = SpatioTemporalHead(224, hidden=64) if feature_pairs else SpatioTemporalHead(112 + (ms.ch if ms else 0))
+    head = (SpatioTemporalHead(224, hidden=64, context=context) if feature_pairs
+            else SpatioTemporalHead(112 + (ms.ch if ms else 0), context=context))
     return ClipModel(nn.Sequential(nn.Sequential(b.conv_stem, b.bn1), *b.blocks[:5]), head, motion=ms, every=every,
                      pairs=pairs, feature_pairs=feature_pairs)
 
@@ -585,13 +601,13 @@ def _lite0_arch(desc: str, motion: bool = False, every: int = 1, pairs: bool = F
     """An `ARCHS` entry for EfficientNet-Lite0: its builder, the frame layout it takes (read without building it), and
     whether it can train on cached backbone features (`cacheable`: the head sees nothing but the backbone's maps)."""
     return dict(make=partial(_lite0, motion=motion, every=every, pairs=pairs, feature_pairs=feature_pairs), stats=HALF,
-                every=every, pairs=pairs, desc=desc, backbone='efficientnet_lite0', cacheable=not motion)
+                every=every, pairs=pairs, desc=desc, backbone='efficientnet_lite0', cacheable=not motion, context=every == 1)
 
 def _resnet(name):
-    def make(pretrained, diff=False):
+    def make(pretrained, diff=False, context=0):
         r = torchvision_resnet(name, pretrained)
         return ClipModel(nn.Sequential(nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool), r.layer1, r.layer2, r.layer3),
-                         SpatioTemporalHead(256))
+                         SpatioTemporalHead(256, context=context))
     return make
 
 def _resnet_arch(name: str) -> dict:
@@ -599,7 +615,8 @@ def _resnet_arch(name: str) -> dict:
                 cacheable=True)
 
 def _video3d(name):
-    def make(pretrained, diff=False):
+    def make(pretrained, diff=False, context=0):
+        if context: raise AccidentError(f'{name} takes no context frames (a 3-D CNN has no temporal head to pool them apart)')
         import torchvision.models.video as tvv
         net = getattr(tvv, name)(weights=None)
         net.fc = nn.Linear(net.fc.in_features, 2)
@@ -620,8 +637,8 @@ ARCHS = {
                                                     'with every stage frozen)', pairs=True, feature_pairs=True),
     'resnet18': _resnet_arch('resnet18'),
     'resnet34': _resnet_arch('resnet34'),
-    'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN'),
-    'r3d_18': dict(make=_video3d('r3d_18'), stats=KINETICS, desc='torchvision R3D-18 3-D CNN'),
+    'r2plus1d_18': dict(make=_video3d('r2plus1d_18'), stats=KINETICS, desc='torchvision R(2+1)D-18 3-D CNN', context=False),
+    'r3d_18': dict(make=_video3d('r3d_18'), stats=KINETICS, desc='torchvision R3D-18 3-D CNN', context=False),
 }
 
 def arch_info(arch: str) -> dict:
@@ -630,10 +647,11 @@ def arch_info(arch: str) -> dict:
     return ARCHS[arch]
 
 def accident_model(arch: str = 'small', pretrained: bool = True, weights: str | Path | None = None,
-                   freeze: int = 0) -> nn.Module:
+                   freeze: int = 0, context: int = 0) -> nn.Module:
     """Build the model `arch` (see `ARCHS`); `weights` loads a state dict from a file (e.g. for 3-D models);
-    `freeze` keeps the first `freeze` stages of a 2-D backbone (stem = stage 1) fixed."""
-    m = arch_info(arch)['make'](pretrained)
+    `freeze` keeps the first `freeze` stages of a 2-D backbone (stem = stage 1) fixed; `context` > 0: each clip
+    starts with that many points from before the window, which the head pools apart (`SpatioTemporalHead`)."""
+    m = arch_info(arch)['make'](pretrained, context=context) if context else arch_info(arch)['make'](pretrained)
     if freeze:
         if not isinstance(m, ClipModel): raise AccidentError(f'freeze applies to 2-D backbones, not {arch!r}')
         m.freeze(freeze)
@@ -672,9 +690,10 @@ class FeatureFlip(RandTransform):
         return TensorFeatures(torch.where(m, x.flip(-1), x))
 
 def FeatureBlock(cache: str | Path, n_frames: int = 8, augment: bool = True, jitter: bool = True,
-                 pairs: bool = False) -> TransformBlock:
+                 pairs: bool = False, context: int = 0, n_context: int = 0) -> TransformBlock:
     "A `TransformBlock` of cached features: rows of `clips.csv` -> `TensorFeatures` batches `[B,T,C,h,w]`."
-    return TransformBlock(type_tfms=FeatureLoader(cache, n_frames, jitter, pairs), batch_tfms=[FeatureFlip()] if augment else [])
+    return TransformBlock(type_tfms=FeatureLoader(cache, n_frames, jitter, pairs, context, n_context),
+                          batch_tfms=[FeatureFlip()] if augment else [])
 
 # %% ../nbs/03a_learner.ipynb #90270462
 def feature_cache_dir(prepared: str | Path, arch: str, size: int) -> Path:
@@ -735,7 +754,7 @@ def accident_learner(dls: DataLoaders, arch: str = 'small', pretrained: bool = T
     """A fastai `Learner` for accident clips: model by name, AUROC and accuracy; with `balance`, a class-weighted
     loss unless the training batches are balanced by `BalancedDL` already. A `model` already built (`arch`'s, e.g.
     the one whose backbone computed the cached features) is used as it is instead of building another."""
-    if model is None: model = accident_model(arch, pretrained, weights, freeze)
+    if model is None: model = accident_model(arch, pretrained, weights, freeze, context=getattr(dls, 'n_context', 0))
     by_sampler = isinstance(dls.train, BalancedDL) and dls.train.labels is not None    # batches balanced already
     w = class_weights([r['label'] for r in dls.train.items]) if balance and not by_sampler else None
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(weight=w), metrics=[RocAucBinary(), accuracy],

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import AccidentError, get_logger
-from .data import sample_indices
+from .data import window_indices
 from .evaluate import aggregate, estimate_onset
 
 # %% auto #0
@@ -67,16 +67,18 @@ def check_threshold(value: float | None, what: str = 'the threshold') -> float |
     return v
 
 # %% ../nbs/05a_predict.ipynb #58c68bc7
-def make_windows(n: int, fps: float, window_frames: int, stride_frames: int, frames: int, pairs: bool = False):
+def make_windows(n: int, fps: float, window_frames: int, stride_frames: int, frames: int, pairs: bool = False,
+                 context: int = 0, n_context: int = 0):
     """Sliding windows over `n` decoded frames: (frame indices `[N,frames]`, start_s, end_s); with `pairs`,
-    `[N,2*frames]` (each sampled frame and the next). A video shorter than one window gives one window over all of it."""
+    `[N,2*frames]` (each sampled frame and the next); with `context`, `n_context` more points (pairs) first, from the
+    `context` frames before each window (`window_indices`). A video shorter than one window gives one window over all of it."""
     if n < 1: raise AccidentError('no frames to score')
     if n < window_frames: starts, length = [0], n
     else:
         starts = list(range(0, n - window_frames + 1, max(1, stride_frames)))
         if starts[-1] + window_frames < n: starts.append(n - window_frames)     # cover the end, like prepare
         length = window_frames
-    idx = np.stack([s + sample_indices(length, frames, pairs=pairs) for s in starts])
+    idx = np.stack([window_indices(s, length, frames, pairs=pairs, context=context, n_context=n_context) for s in starts])
     st = np.array(starts, dtype=float) / fps
     return idx, st, st + length / fps
 
@@ -113,6 +115,7 @@ class AccidentDetector:
         self.fps, self.size, self.frames = float(p['fps']), int(p['size']), int(p['frames'])
         self.pairs = bool(p.get('pairs', False))                               # cards before frame pairs: False
         self.window_frames = int(p['window_frames'])
+        self.context, self.n_context = int(p.get('context_window_frames', 0)), int(p.get('context_frames', 0))   # older cards: 0
         self.stride_frames = max(1, int(round(p['stride_seconds'] * self.fps)))
         self.version = self.card['version']
 
@@ -142,7 +145,8 @@ class AccidentDetector:
         thr = c['video_threshold'] if threshold is None else check_threshold(threshold)
         frames = self.prepare_frames(frames, fps)
         t0 = time.perf_counter()
-        idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs)
+        idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs,
+                                   self.context, self.n_context)
         x = frames[idx]                                                        # [N,frames(x2),size,size,3]
         p = self.score_windows(x)
         prob = aggregate(p, c['video_agg'], c.get('top_k', 3))

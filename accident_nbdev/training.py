@@ -27,7 +27,8 @@ from .learner import (
 
 # %% auto #0
 __all__ = ['log', 'pick_device', 'ProfileCallback', 'CheckpointCallback', 'load_checkpoint', 'BestModelCallback',
-           'EarlyStopCallback', 'EpochLogCallback', 'OnnxFrozenCallback', 'PlainMetricsCallback', 'train_model']
+           'EarlyStopCallback', 'EpochLogCallback', 'OnnxFrozenCallback', 'PlainMetricsCallback', 'context_window',
+           'train_model']
 
 # %% ../nbs/03b_training.ipynb #bf5f2258
 log = get_logger('training')
@@ -180,8 +181,19 @@ class PlainMetricsCallback(Callback):
             d[k.split('/')[-1]] = v
         write_json_atomic(self.folder/'metrics.json', nested | {'step': int(self.epoch)})
 
+def context_window(clips: pd.DataFrame, seconds: float, points: int) -> tuple[int, int]:
+    """(stored frames, sampled points) of `seconds` of context before each window of `clips` (at their stored frame
+    rate); (0, 0) when `seconds` is 0."""
+    if seconds < 0 or points < 0: raise AccidentError(f'context must be >= 0 seconds and points, got {seconds} s, {points}')
+    if not seconds: return 0, 0
+    r = clips.iloc[0]
+    n = int(round(seconds * r['n_frames'] / (r['end_s'] - r['start_s'])))
+    if n < 1 or points < 1:
+        raise AccidentError(f'{seconds} s of context hold {n} stored frames and {points} points are asked for: need at least 1 of each')
+    return n, int(points)
+
 def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size: int, mean, std, feature_cache, dev,
-               progress: bool) -> tuple[ClipModel, dict]:
+               progress: bool, n_context: int = 0) -> tuple[ClipModel, dict]:
     """For `cached` training: check the arch, build its model with the whole backbone frozen and compute the missing
     features with it; returns (the model, cache summary)."""
     if not arch_info(arch).get('cacheable'):
@@ -190,7 +202,7 @@ def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size
                             f'feature maps; archs that can: {ok}')
     if weights or not pretrained:
         raise AccidentError('cached features come from the pretrained backbone: use pretrained=True and no weights file')
-    model = accident_model(arch, pretrained)
+    model = accident_model(arch, pretrained, context=n_context)
     model.freeze(len(model.encoder.module))
     cache = Path(feature_cache) if feature_cache else feature_cache_dir(prepared, arch, size)
     log.info(f'backbone features of {len(files)} frames files: {cache}')
@@ -203,14 +215,15 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                 bs: int = 16, weight_decay: float = 0.01, patience: int = 6, seed: int = 42, device: str = 'auto',
                 sampler: str = 'all', workers: int = 0, resume: bool = False, wandb: bool = False, dvclive: bool = True,
                 weights: str | None = None, show_progress: bool = True, frozen_ort: bool = True, cached: bool = False,
-                feature_cache: str | Path | None = None):
+                feature_cache: str | Path | None = None, context: float = 0.0, context_frames: int = 4):
     """Train a clip classifier on a prepared folder; write `best.pth`, `last.pth`, `train_log.csv`,
     `profile.json` and `train.json` (the run's settings, timings and the prepared data's `manifest_hash`) to `out`; `sampler` is `'all'` (class-weighted loss) or `'balanced'` (`BalancedDL`);
     with `frozen_ort`, frozen backbone stages run in ONNX Runtime when training on the CPU (`OnnxFrozenCallback`).
     With `cached`, every backbone stage is frozen and computed once per stored frame (`cache_features`, into
     `feature_cache` or `feature_cache_dir`), and the epochs train the head on those features; the model and its
     checkpoints are the same as a pixel-trained one's. Returns the fastai `Learner` (with the best weights loaded;
-    after a cached run its `dls` are frame loaders again)."""
+    after a cached run its `dls` are frame loaders again). With `context` > 0 each clip also carries `context_frames`
+    points from the `context` seconds before its window (`window_indices`), which the head pools apart."""
     every, pairs = arch_info(arch).get('every', 1), arch_info(arch).get('pairs', False)
     if frames % every:
         raise AccidentError(f'arch {arch!r} runs its backbone on one frame in {every}: frames must be a multiple of {every} '
@@ -223,15 +236,19 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     if dev.type == 'cpu': nw = 0 if workers == 0 else workers     # CPU: the cores are busy training
     else: nw = (os.cpu_count() or 2) if workers == 0 else workers
     mean, std = arch_info(arch)['stats']
+    clips = load_clips(prepared)
+    if context and not arch_info(arch).get('context', True):          # the default asks for context; 3-D CNNs take none
+        log.warning(f'arch {arch!r} takes no context frames: training it without (train.context: 0)'); context = 0
+    ctx, n_ctx = context_window(clips, context, context_frames)
     dl_kw = dict(n_frames=frames, size=size or None, bs=bs, mean=mean, std=std, num_workers=nw, device=dev, seed=seed,
-                 sampler=sampler, pairs=pairs)
-    files = load_clips(prepared).frames_file.unique()
+                 sampler=sampler, pairs=pairs, context=ctx, n_context=n_ctx)
+    files = clips.frames_file.unique()
     if not (prepared/files[0]).exists(): raise AccidentError(f'frames file missing: {prepared/files[0]}; run `accident prepare` again')
     stored = np.load(prepared/files[0], mmap_mode='r').shape[1]                    # frames as prepared
     cache = model = None
     if cached:
         model, cache = _cache_for(prepared, files, arch, pretrained, weights, size or int(stored), mean, std,
-                                  feature_cache, dev, show_progress)
+                                  feature_cache, dev, show_progress, n_ctx)
         freeze = model.n_frozen
     dls = clip_dataloaders(prepared, **dl_kw, features=cache and cache['cache'])
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, model=model,
@@ -270,7 +287,8 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
                    profile=getattr(prof, 'summary', None), onnx_frozen=bool(getattr(ort_cb, 'on', False)),
                    prepared=str(prepared), manifest_sha1=data_sha1,
                    n_train=len(dls.train_ds), n_train_per_epoch=len(dls.train) * bs, n_valid=len(dls.valid_ds),
-                   cached=cached, feature_cache=cache)
+                   cached=cached, feature_cache=cache, context_seconds=float(context) if ctx else 0.0,
+                   context_window_frames=ctx, context_frames=n_ctx)
     write_json_atomic(out/'train.json', summary)
     learn.summary_ = summary
     return learn

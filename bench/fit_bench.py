@@ -56,7 +56,8 @@ def main() -> None:
     for split, n in (('train', a.n or None), ('valid', None)):
         d = fit_rows(clips, split, n, a.seed)
         d = d.assign(p=predict_clips(model, a.prepared, d, info['frames'], info['size'], info['mean'], info['std'],
-                                     device=a.device, pairs=info['pairs']))
+                                     device=a.device, pairs=info['pairs'], context=info['context_window_frames'],
+                                     n_context=info['context_frames']))
         res[split] = fit_summary(d, videos)
     res['gap'] = res['train']['auroc'] - res['valid']['auroc']
     kinds = sorted(set(res['train']['negatives']) | set(res['valid']['negatives']))

@@ -11,6 +11,7 @@
 # LOADER_WORKERS (worker counts the loader benchmark compares, default 4,8,12; empty: skip it), SAMPLER (all), SEED (42),
 # SIZE (frame size to prepare the clips at, e.g. 224; default: params.yaml's prepare.size, in DATA/prepared; another
 # size goes to DATA/prepared_SIZE, made from the same videos).
+# CONTEXT (seconds before each window the model also sees, default 4 as params.yaml; 0 = none).
 # Where packages cannot be installed, pre-fetched wheels in .whl/ are unpacked to /tmp/site first.
 set -euo pipefail
 OUT=${1:-${OUT:-bench/results/gpu}}; EPOCHS=${2:-20}; DEVICE=${DEVICE:-cuda}; DATA=${DATA:-data}
@@ -55,7 +56,8 @@ for i, (name, kw) in enumerate(runs):
     t = time.time()
     params = dict(prepared=str(prepared), out=str(d.resolve()), epochs=epochs, device=device,
                   workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, sampler=sampler,
-                  seed=int(__import__('os').environ.get('SEED', 42)), **kw)
+                  seed=int(__import__('os').environ.get('SEED', 42)),
+                  context=float(__import__('os').environ.get('CONTEXT', 4.0)), context_frames=4, **kw)
     try:
         if i == 0: pm.execute_notebook('nbs/03_train.ipynb', str(out/'train_gpu.ipynb'), parameters=params, kernel_name='python3',
                                        cwd='nbs', progress_bar=False)   # the notebook's own run

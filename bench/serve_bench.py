@@ -71,7 +71,7 @@ def ort_vs_torch(model_dir: Path, card: dict, threads: int, reps: int = 30) -> d
     det = AccidentDetector(model_dir, threads=threads)
     out = {}
     for bs in (1, 8):
-        n = p['frames'] * (2 if p.get('pairs') else 1)                  # a frame-pairs model reads each frame and the next
+        n = (p['frames'] + p.get('context_frames', 0)) * (2 if p.get('pairs') else 1)   # pairs: each frame and the next
         x = np.random.default_rng(0).integers(0, 256, (bs, n, p['size'], p['size'], 3), dtype=np.uint8)
         xt = torch.from_numpy(x)
         def t_ort(): det.score_windows(x)

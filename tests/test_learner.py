@@ -100,7 +100,8 @@ def test_export_parity_and_card(project):
     # an independent parity check on other real clips, with a batch size the export never saw
     model, info = load_trained(project/'models')
     clips = pd.read_csv(project/'data'/'prepared'/'clips.csv')
-    x = clip_frames(project/'data'/'prepared', clips[clips.split == 'test'].head(7), info['frames'])
+    x = clip_frames(project/'data'/'prepared', clips[clips.split == 'test'].head(7), info['frames'], info['pairs'],
+                    info['context_window_frames'], info['context_frames'])
     with torch.no_grad(): ref = frames_model(model, info['mean'], info['std'])(torch.from_numpy(x)).numpy()
     assert np.abs(run_onnx(ort_session(serve/'model.onnx'), x) - ref).max() <= 1e-4
 
@@ -157,8 +158,9 @@ def test_efficientnet_lite0_weights_from_the_wheel():
 
 
 def test_frame_pairs_model_end_to_end(project, tmp_path):
-    """A frame-pairs model (the default arch) through train -> evaluate -> export -> predict: the summary and the
-    card say pairs, the ONNX input takes two frames per sampled point, and serving follows the card."""
+    """A frame-pairs model (the default arch, with the default context) through train -> evaluate -> export -> predict:
+    the summary and the card say pairs, the ONNX input takes two frames per sampled point of the window and of its
+    context, and serving follows the card."""
     proj = tmp_path/'pairs'
     (proj/'nbs').mkdir(parents=True)
     shutil.copy(ROOT/'nbs'/'03_train.ipynb', proj/'nbs')
@@ -169,7 +171,8 @@ def test_frame_pairs_model_end_to_end(project, tmp_path):
     assert json.loads((proj/'models'/'train.json').read_text())['pairs'] is True
     card = json.loads((proj/'models'/'serve'/'model_card.json').read_text())
     assert card['preprocessing']['pairs'] is True and card['preprocessing']['frames'] == 4
-    assert card['model']['input']['shape'] == ['batch', 8, 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
+    assert card['preprocessing']['context_frames'] == 4 and card['preprocessing']['context_seconds'] == 4.0   # the default
+    assert card['model']['input']['shape'] == ['batch', 2 * (4 + 4), 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
     assert 'each followed by the next frame' in (proj/'models'/'serve'/'model_card.md').read_text()
     video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
     r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
@@ -193,7 +196,8 @@ def test_cached_feature_model_end_to_end(project, tmp_path):
     assert s['cached'] is True and s['freeze'] == 6 and s['feature_cache']['computed'] == n_files
     assert len(list(cache.glob('*.npy'))) == n_files and not list(cache.glob('*.tmp*'))
     card = json.loads((proj/'models'/'serve'/'model_card.json').read_text())
-    assert card['model']['input']['shape'] == ['batch', 8, 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
+    assert card['preprocessing']['context_frames'] == 4 and card['preprocessing']['context_seconds'] == 4.0   # the default
+    assert card['model']['input']['shape'] == ['batch', 2 * (4 + 4), 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
     video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
     r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
     assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
@@ -201,3 +205,31 @@ def test_cached_feature_model_end_to_end(project, tmp_path):
     assert json.loads((proj/'models2'/'train.json').read_text())['feature_cache']['computed'] == 0
     r = run_accident('train', '--arch', 'efficientnet_lite0_pairs', '--no-notebook', '--out', 'm3', cwd=proj, check=False)
     assert r.returncode != 0 and 'cannot train on cached features' in r.stderr
+
+
+def test_context_model_end_to_end(project, tmp_path):
+    """A model with context (`--context`: frames from the seconds before each window) trains, evaluates and exports,
+    and the served detector reads the card's context: on a test video's stored frames it gives the very window
+    scores evaluation gave."""
+    from accident_nbdev.predict import AccidentDetector
+    m, ev, serve = tmp_path/'m', tmp_path/'eval', tmp_path/'serve'
+    run_accident('train', '--out', m, '--no-notebook', '--epochs', 1, '--context', 2, '--context-frames', 2, cwd=project)
+    s = json.loads((m/'train.json').read_text())
+    assert (s['context_seconds'], s['context_window_frames'], s['context_frames']) == (2.0, 8, 2)
+    run_accident('evaluate', '--model', m, '--out', ev, '--no-probe', cwd=project)
+    run_accident('export', '--model', m, '--metrics', ev/'metrics.json', '--out', serve, '--no-quantize', cwd=project)
+    card = json.loads((serve/'model_card.json').read_text())
+    pre = card['preprocessing']
+    assert (pre['context_seconds'], pre['context_window_frames'], pre['context_frames']) == (2.0, 8, 2)
+    assert card['model']['input']['shape'][1] == 4 + 2 and card['model']['parity_max_abs_diff'] <= 1e-4
+    assert 'from the 2 s before the window' in (serve/'model_card.md').read_text()
+    pred = pd.read_csv(ev/'predictions.csv', dtype={'p': np.float32})
+    clips = pd.read_csv(project/'data'/'prepared'/'clips.csv')
+    vid = pred[pred.split == 'test'].video_id.iloc[0]
+    frames = np.load(project/'data'/'prepared'/clips[clips.video_id == vid].frames_file.iloc[0])
+    r = AccidentDetector(serve).predict_frames(frames)
+    want = pred[pred.video_id == vid].sort_values('start_s')
+    assert [w['start_s'] for w in r['windows']] == pytest.approx(want.start_s.tolist())
+    assert np.abs(np.array([w['probability'] for w in r['windows']]) - want.p.values).max() <= 1e-4
+    bad = run_accident('train', '--out', tmp_path/'x', '--no-notebook', '--context', 0.1, cwd=project, check=False)
+    assert bad.returncode == 2 and 'need at least 1' in bad.stderr and 'Traceback' not in bad.stderr
