@@ -72,7 +72,7 @@ def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int, pairs:
     with `pairs`), after `n_context` points (pairs) from the `context` frames before each window when those are set."""
     from accident_nbdev.learner import ClipLoader
     load = ClipLoader(prepared, n_frames, jitter=False, pairs=pairs, context=context, n_context=n_context)
-    return np.stack([load._sample(r) for r in clips.to_dict('records')])
+    return np.stack([load.frames_of(r) for r in clips.to_dict('records')])
 
 def run_onnx(sess, frames: np.ndarray, bs: int = 32) -> np.ndarray:
     "Accident probabilities for uint8 frames `[N,T,H,W,3]`, in batches."

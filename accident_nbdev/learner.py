@@ -82,14 +82,15 @@ class ClipLoader(Transform):
             if not p.exists(): raise AccidentError(f'frames file missing: {p}; run `accident prepare` again')
             self._mm[f] = np.load(p, mmap_mode='r')
         return self._mm[f]
-    def _sample(self, row: dict) -> np.ndarray:
-        "The stored rows of `row`'s window that this clip uses (random points in training, segment centres otherwise)."
+    def frames_of(self, row: dict) -> np.ndarray:
+        """The stored rows of `row`'s window that this clip uses (random points in training, segment centres otherwise),
+        after those of its context; export reads real clips through it too."""
         a = self._frames(row['frames_file'])
         idx = window_indices(int(row['start_frame']), int(row['n_frames']), self.n_frames, self.train and self.jitter,
                              pairs=self.pairs, context=self.context, n_context=self.n_context)
         return a[idx]
     def encodes(self, row: dict) -> TensorClip:
-        x = torch.from_numpy(np.ascontiguousarray(self._sample(row)))          # [T,H,W,3] uint8
+        x = torch.from_numpy(np.ascontiguousarray(self.frames_of(row)))        # [T,H,W,3] uint8
         return TensorClip(x.permute(0, 3, 1, 2))
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_mm'} | {'_mm': {}}
 
@@ -679,7 +680,7 @@ class FeatureLoader(ClipLoader):
             self._mm[f] = np.load(p, mmap_mode='r')
         return self._mm[f]
     def encodes(self, row: dict) -> TensorFeatures:
-        return TensorFeatures(torch.from_numpy(self._sample(row).astype(np.float32)))
+        return TensorFeatures(torch.from_numpy(self.frames_of(row).astype(np.float32)))
 
 class FeatureFlip(RandTransform):
     "Left-right flip of the feature maps, one draw per clip of a training batch: the cached path's augmentation."
