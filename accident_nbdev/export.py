@@ -18,39 +18,47 @@ from . import __version__
 from .core import AccidentError, atomic_path, get_logger, write_json_atomic, write_text_atomic
 
 # %% auto #0
-__all__ = ['log', 'CARD_FORMAT', 'frames_model', 'export_onnx', 'ort_session', 'clip_frames', 'run_onnx', 'check_parity',
-           'first_convs', 'quantize', 'manifest_hash', 'code_version', 'render_card', 'export_model']
+__all__ = ['log', 'CARD_FORMAT', 'frames_model', 'export_onnx', 'ort_session', 'stage_models', 'export_stages', 'run_stages',
+           'clip_frames', 'run_onnx', 'check_parity', 'first_convs', 'quantize', 'manifest_hash', 'code_version',
+           'render_card', 'export_model']
 
 # %% ../nbs/05_export.ipynb #a84d3797
 log = get_logger('export')
 CARD_FORMAT = 1
 
 # %% ../nbs/05_export.ipynb #b086d22a
+def _with_preprocessing(module, mean, std):
+    "Give `module` the `mean` / `std` buffers `_frames_in` reads."
+    import torch
+    module.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1))
+    module.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1))
+
+def _frames_in(module, frames):
+    "uint8 frames `[B,T,H,W,3]` -> the model's input `[B,T,3,H,W]`: scaled to [0,1], normalised by `module`'s buffers."
+    return (frames.permute(0, 1, 4, 2, 3).float() / 255 - module.mean) / module.std
+
 def frames_model(model, mean, std):
     "Wrap a clip model: uint8 frames `[B,T,H,W,3]` -> accident probability `[B]`, preprocessing included."
-    import torch
     from torch import nn
     class FramesModel(nn.Module):
         def __init__(self):
             super().__init__()
             self.model = model
-            self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1))
-            self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1))
-        def forward(self, frames):
-            x = frames.permute(0, 1, 4, 2, 3).float() / 255
-            return self.model((x - self.mean) / self.std).softmax(-1)[:, 1]
+            _with_preprocessing(self, mean, std)
+        def forward(self, frames): return self.model(_frames_in(self, frames)).softmax(-1)[:, 1]
     return FramesModel().eval()
 
 # %% ../nbs/05_export.ipynb #d27005b0
-def export_onnx(wrapped, example, path: str | Path, opset: int = 18) -> Path:
-    """Export `wrapped` (see `frames_model`) to ONNX at `path` with a dynamic batch axis (atomic write). The exporter's
-    per-node debugging metadata (source file paths, line numbers, stack traces) is dropped: the file, and so its hash,
-    depends on the graph and the weights only, not on where the code was installed or which line it sits on."""
+def export_onnx(wrapped, example, path: str | Path, opset: int = 18, input_name: str = 'frames',
+                output_name: str = 'prob', batch: str = 'batch') -> Path:
+    """Export `wrapped` (see `frames_model`) to ONNX at `path` with a dynamic first axis named `batch` (atomic write).
+    The exporter's per-node debugging metadata (source file paths, line numbers, stack traces) is dropped: the file,
+    and so its hash, depends on the graph and the weights only, not on where the code was installed or which line it sits on."""
     import onnx, torch
     path = Path(path)
     with atomic_path(path, '.onnx') as tmp:
-        torch.onnx.export(wrapped, (example,), str(tmp), input_names=['frames'], output_names=['prob'],
-                          dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},), opset_version=opset,
+        torch.onnx.export(wrapped, (example,), str(tmp), input_names=[input_name], output_names=[output_name],
+                          dynamic_shapes=({0: torch.export.Dim(batch, min=1, max=65536)},), opset_version=opset,
                           dynamo=True, external_data=False, verbose=False)
         m = onnx.load(str(tmp))
         for node in m.graph.node: del node.metadata_props[:]
@@ -64,6 +72,52 @@ def ort_session(path: str | Path, threads: int = 0):
     if threads: so.intra_op_num_threads = threads
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
+
+# %% ../nbs/05_export.ipynb #0cf11f48
+def stage_models(model, mean, std):
+    """The two stages of a `pointwise` clip model, preprocessing included: `encoder`, uint8 frames of points
+    `[N,P,H,W,3]` -> head input `[N,C,h,w]` (`model.features` of each point alone); `head`, the head input of windows
+    `[B,T,C,h,w]` -> accident probability `[B]`. Together they compute what `frames_model(model, mean, std)` does."""
+    from torch import nn
+    if not getattr(model, 'pointwise', False):
+        raise AccidentError(f'{type(model).__name__} does not compute its features point by point: export it whole (`frames_model`)')
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            _with_preprocessing(self, mean, std)
+        def forward(self, frames): return self.model.features(_frames_in(self, frames))[:, 0]
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = model.head
+        def forward(self, features): return self.head(features).softmax(-1)[:, 1]
+    return Encoder().eval(), Head().eval()
+
+def export_stages(model, mean, std, size: int, per_point: int, points: int, out: str | Path, opset: int = 18):
+    """Write the two stages of a pointwise model (`stage_models`) to `out`/`encoder.onnx` (points of `per_point` frames
+    of `size` px) and `out`/`head.onnx` (windows of `points` points); returns their paths and the feature shape `(C, h, w)`."""
+    import torch
+    out = Path(out)
+    enc, head = stage_models(model, mean, std)
+    x = torch.zeros(2, per_point, size, size, 3, dtype=torch.uint8)
+    enc_path = export_onnx(enc, x, out/'encoder.onnx', opset, output_name='features', batch='points')
+    with torch.no_grad(): shape = tuple(int(v) for v in enc(x).shape[1:])
+    head_path = export_onnx(head, torch.zeros(2, points, *shape), out/'head.onnx', opset, input_name='features')
+    return enc_path, head_path, shape
+
+def run_stages(encoder, head, frames: np.ndarray, idx: np.ndarray, per_point: int = 1, bs: int = 32) -> np.ndarray:
+    """Accident probabilities of the windows `idx` `[N,T·per_point]` (indices into `frames` `[F,H,W,3]` uint8, as
+    `make_windows` gives them) through the ONNX Runtime sessions of the two stages: each distinct point (a frame, or
+    `per_point` frames) is encoded once however many windows read it, then the head scores the windows in batches of `bs`."""
+    idx = np.asarray(idx)
+    if idx.ndim != 2 or idx.shape[1] % per_point:
+        raise AccidentError(f'window indices must be [N, T x {per_point}], got {list(idx.shape)}')
+    if not len(idx): return np.zeros(0, np.float32)
+    pts, inv = np.unique(idx.reshape(-1, per_point), axis=0, return_inverse=True)
+    inv = inv.reshape(len(idx), -1)                                              # [N,T]: each window's points
+    feats = np.concatenate([encoder.run(None, {'frames': frames[pts[i:i + bs]]})[0] for i in range(0, len(pts), bs)])
+    return np.concatenate([head.run(None, {'features': feats[inv[i:i + bs]]})[0] for i in range(0, len(inv), bs)])
 
 # %% ../nbs/05_export.ipynb #784c4c1d
 def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int, pairs: bool = False, context: int = 0,
@@ -80,10 +134,11 @@ def run_onnx(sess, frames: np.ndarray, bs: int = 32) -> np.ndarray:
         if len(frames) else np.zeros(0, np.float32)
 
 def check_parity(wrapped, sess, frames: np.ndarray, tol: float = 1e-4) -> float:
-    "Max |PyTorch - ONNX Runtime| over `frames`; raises if above `tol`."
+    """Max |PyTorch - ONNX Runtime| over `frames`; raises if above `tol`. `sess` is an ONNX Runtime session of the whole
+    model, or a function of `frames` (the two stages: see `export_model`)."""
     import torch
     with torch.no_grad(): ref = np.concatenate([wrapped(torch.from_numpy(frames[i:i + 16])).numpy() for i in range(0, len(frames), 16)])
-    diff = float(np.abs(run_onnx(sess, frames) - ref).max())
+    diff = float(np.abs((sess(frames) if callable(sess) else run_onnx(sess, frames)) - ref).max())
     if diff > tol: raise AccidentError(f'ONNX parity check failed: max abs difference {diff:.2e} > {tol:.0e}')
     return diff
 
@@ -162,6 +217,14 @@ def render_card(card: dict) -> str:
              '## Data', '',
              f"Prepared data manifest SHA-1 `{card['data']['manifest_sha1']}` ({card['data'].get('n_train_clips', '–')} training "
              f"clips). Training parameters: `{json.dumps(card['params'])}`."]
+    if card.get('stages'):
+        s = card['stages']
+        lines += ['', '## Two stages', '', f"The same model in two files, for scoring a video's overlapping windows: "
+                  f"`{s['encoder']['file']}` takes the frames of one point (`frames` `{s['encoder']['input']['shape']}` uint8) "
+                  f"and gives its `features` `{s['encoder']['output']['shape']}`, once per point of the video; "
+                  f"`{s['head']['file']}` takes the features of a window's {s['points_per_window']} points "
+                  f"(`{s['head']['input']['shape']}`) and gives `prob`. Max difference to the one-file model on the "
+                  f"parity clips: {s['parity_max_abs_diff']:.1e}."]
     if card.get('quantized'):
         q = card['quantized']
         lines += ['', '## INT8 model', '', f"`{q['file']}`: test clip AUROC {f(q['test_auroc'])} "
@@ -172,10 +235,28 @@ def render_card(card: dict) -> str:
 # %% ../nbs/05_export.ipynb #e682b6d9
 def _sha256(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdigest()
 
+def _export_stages(model, info: dict, out: Path, opset: int, frames: np.ndarray, wrapped) -> dict:
+    "Write `encoder.onnx` and `head.onnx` of a pointwise model (`stage_models`), check them on `frames`; the card's `stages`."
+    P, S, T = 2 if info['pairs'] else 1, info['size'], info['frames'] + int(info.get('context_frames', 0))
+    enc_path, head_path, (C, h, w) = export_stages(model, info['mean'], info['std'], S, P, T, out, opset)
+    es, hs = ort_session(enc_path), ort_session(head_path)
+    def staged(x):                                       # whole windows [N,T*P,...] through the stages
+        return run_stages(es, hs, x.reshape(-1, *x.shape[2:]), np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[:2]), P)
+    diff = check_parity(wrapped, staged, frames)
+    def entry(path, inp, out_):
+        return dict(file=path.name, sha256=_sha256(path), size_mb=path.stat().st_size / 2**20, input=inp, output=out_)
+    return dict(encoder=entry(enc_path, dict(name='frames', dtype='uint8', shape=['points', P, S, S, 3]),
+                              dict(name='features', shape=['points', C, h, w])),
+                head=entry(head_path, dict(name='features', dtype='float32', shape=['batch', T, C, h, w]),
+                           dict(name='prob', shape=['batch'])),
+                frames_per_point=P, points_per_window=T, parity_max_abs_diff=diff)
+
 def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                  metrics: str | Path = 'reports/eval/metrics.json', out: str | Path = 'models/serve',
                  opset: int = 18, quantize_int8: bool = True, parity_clips: int = 48, int8_fp32_convs: int = 3) -> dict:
-    "Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise (see `quantize`). Returns the card."
+    """Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise (see `quantize`).
+    A `pointwise` model is also written in two stages (`encoder.onnx`, `head.onnx`; `stage_models`), checked the same
+    way and named in the card's `stages`. Returns the card."""
     import torch
     from sklearn.metrics import roc_auc_score
     from accident_nbdev.data import load_manifests
@@ -210,6 +291,9 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     frames = clip_frames(prepared, sample, T, pairs, ctx, n_ctx)
     if frames.shape[2] != S: raise AccidentError(f'prepared frames are {frames.shape[2]} px but the model takes {S} px')
     diff = check_parity(wrapped, sess, frames)
+    stages = _export_stages(model, info, out, opset, frames, wrapped) if getattr(model, 'pointwise', False) else None
+    if stages is None:
+        for f in ('encoder.onnx', 'head.onnx'): (out/f).unlink(missing_ok=True)   # an earlier export's, not this model's
     onnx_sha = _sha256(onnx_path)
     card = dict(format=CARD_FORMAT, name='accident_nbdev', version=f"{info['arch']}-{data_sha1[:8]}-{onnx_sha[:8]}",
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'), code_version=code_version(),
@@ -226,6 +310,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
                 metrics=dict(clip_test=m['clip']['test'], video_test=m['video']['test'][m['video_agg']], onset=m['onset']),
                 data=dict(manifest_sha1=data_sha1, n_videos=int(len(videos)), n_train_clips=int((clips.split == 'train').sum())),
                 params={k: info.get(k) for k in ('arch', 'pretrained', 'freeze', 'frames', 'size', 'epochs', 'lr', 'bs', 'weight_decay', 'seed')})
+    if stages: card['stages'] = stages
     if quantize_int8:
         te = clips[clips.split == 'test']
         tf = clip_frames(prepared, te, T, pairs, ctx, n_ctx)

@@ -414,12 +414,14 @@ class ClipModel(nn.Module):
             backbone.register_forward_pre_hook(_to_channels_last)
         self.encoder, self.head = TimeDistributed(backbone), head
         self.n_frozen, self.channels_last, self.frozen_runner = 0, channels_last, None
-    def forward(self, x):
+    def forward(self, x): return self.head(self.features(x))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        "The head's input `[B,T',C,h,w]` for clips `x` (frames or frame pairs `[B,T,3,H,W]`; features when `cached`)."
         if self.pairs and x.shape[1] % 2:
             raise AccidentError(f'this model takes frame pairs (an even number of frames per clip), got {x.shape[1]}')
         if self.cached or self.feature_pairs:
             f = x if self.cached else self.encode(x)                         # cached: features computed beforehand
-            return self.head(pair_change(f) if self.feature_pairs else f)
+            return pair_change(f) if self.feature_pairs else f
         a = x[:, 0::2] if self.pairs else x                                  # the sampled frames (first of each pair)
         if a.shape[1] % self.every:
             raise AccidentError(f'this model takes a multiple of {self.every} frames per clip, got {a.shape[1]}')
@@ -427,7 +429,13 @@ class ClipModel(nn.Module):
         f = self.encode(self.diff(a[:, o::self.every]))
         if self.motion is not None:
             f = torch.cat([f, self.motion(x)], 2)
-        return self.head(f)
+        return f
+    @property
+    def pointwise(self) -> bool:
+        """Whether each step of the head's input depends on the frames of its own point only (a frame, or a pair):
+        no differences between sampled frames, no SlowFast grouping. Then `features` can run once per point of a video
+        and the windows that sample it share the result (serving's two stages, `05_export`)."""
+        return isinstance(self.diff, nn.Identity) and self.every == 1 and (self.motion is None or self.pairs)
     def encode(self, a: torch.Tensor) -> torch.Tensor:
         "Per-frame feature maps `[B,T,C,h,w]` of frames `[B,T,3,H,W]`; the frozen stages by `frozen_runner` if set."
         run = getattr(self, 'frozen_runner', None)

@@ -101,15 +101,30 @@ def load_video(path: str | Path, fps: float, size: int, max_seconds: float = 600
 
 # %% ../nbs/05a_predict.ipynb #a93142ef
 class AccidentDetector:
-    "An exported accident model (ONNX + card), scoring frames, windows and video files with ONNX Runtime."
-    def __init__(self, model_dir: str | Path = 'models/serve', threads: int = 0, int8: bool = False, batch_size: int = 16):
+    """An exported accident model (ONNX + card), scoring frames, windows and video files with ONNX Runtime. Where the
+    card has `stages` (a pointwise model, `05_export`) a video's windows go through them: each point encoded once,
+    the head per window (`two_stage=None`: when there; `False`: the one-file model always). The INT8 model is one file."""
+    def __init__(self, model_dir: str | Path = 'models/serve', threads: int = 0, int8: bool = False, batch_size: int = 16,
+                 two_stage: bool | None = None):
         from accident_nbdev.export import ort_session                     # the export chapter's CPU session
         self.model_dir, self.card = Path(model_dir), load_card(model_dir)
         f = self.card['model']['file']
         if int8:
             if not self.card.get('quantized'): raise AccidentError(f'{model_dir} has no INT8 model; export with quantize on')
+            if two_stage: raise AccidentError('the INT8 model is one file: it cannot run in two stages')
             f = self.card['quantized']['file']
-        self.sess = ort_session(self.model_dir/f, threads)
+        stages = self.card.get('stages')
+        if two_stage and not stages:
+            raise AccidentError(f'{model_dir} has no two-stage model (exported by an older version, or its arch differences '
+                                f'sampled frames): re-export it with `accident export`, or score whole windows')
+        self.two_stage = bool(stages) and not int8 and two_stage is not False
+        if self.two_stage:
+            for k in ('encoder', 'head'):
+                if not (self.model_dir/stages[k]['file']).exists(): raise AccidentError(f"{self.model_dir/stages[k]['file']} is missing")
+            self.encoder = ort_session(self.model_dir/stages['encoder']['file'], threads)
+            self.head = ort_session(self.model_dir/stages['head']['file'], threads)
+            self.per_point = int(stages['frames_per_point'])
+        self._file, self._threads, self._sess = f, threads, None
         self.bs = batch_size
         p = self.card['preprocessing']
         self.fps, self.size, self.frames = float(p['fps']), int(p['size']), int(p['frames'])
@@ -119,9 +134,23 @@ class AccidentDetector:
         self.stride_frames = max(1, int(round(p['stride_seconds'] * self.fps)))
         self.version = self.card['version']
 
+    @property
+    def sess(self):
+        "The ONNX Runtime session of the one-file model (or the INT8 one); opened on first use when two stages serve videos."
+        if self._sess is None:
+            from accident_nbdev.export import ort_session
+            self._sess = ort_session(self.model_dir/self._file, self._threads)
+        return self._sess
+
     def score_windows(self, x: np.ndarray) -> np.ndarray:
-        "Accident probability for windows `[N,frames,size,size,3]` uint8 (`2*frames` for a pairs model), scored in batches."
+        "Accident probability for windows `[N,frames,size,size,3]` uint8 (`2*frames` for a pairs model), by the one-file model in batches."
         return np.concatenate([self.sess.run(None, {'frames': x[i:i + self.bs]})[0] for i in range(0, len(x), self.bs)])
+
+    def score_video_windows(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        "Accident probability of the windows `idx` (`make_windows`) of `frames` `[F,size,size,3]`: by the two stages if used."
+        if not self.two_stage: return self.score_windows(frames[idx])
+        from accident_nbdev.export import run_stages
+        return run_stages(self.encoder, self.head, frames, idx, self.per_point, self.bs)
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         if frames.shape[1:3] == (self.size, self.size): return frames
@@ -147,8 +176,7 @@ class AccidentDetector:
         t0 = time.perf_counter()
         idx, st, en = make_windows(len(frames), self.fps, self.window_frames, self.stride_frames, self.frames, self.pairs,
                                    self.context, self.n_context)
-        x = frames[idx]                                                        # [N,frames(x2),size,size,3]
-        p = self.score_windows(x)
+        p = self.score_video_windows(frames, idx)
         prob = aggregate(p, c['video_agg'], c.get('top_k', 3))
         onset = estimate_onset(st, en, p, c['threshold'], c.get('min_overlap_seconds', 1.0), self.stride_frames / self.fps)
         return dict(probability=prob, label='accident' if prob >= thr else 'normal',

@@ -100,13 +100,20 @@ class CheckpointCallback(Callback):
         if self.epoch < getattr(self.learn, 'resume_epoch', 0): return
         best = getattr(getattr(self.learn, 'best_model', None), 'best', None)
         state = dict(model=self.learn.model.state_dict(), opt=_plain(self.learn.opt.state_dict()), epoch=self.epoch,
-                     best=None if best is None else float(best))
+                     best=None if best is None else float(best), config=getattr(self.learn, 'run_config', None))
         with atomic_path(self.fname) as tmp: torch.save(state, tmp)
 
 def load_checkpoint(learn, fname: str | Path) -> dict:
-    "Load a `CheckpointCallback` file into `learn` (model and optimiser); returns its epoch and best score."
+    """Load a `CheckpointCallback` file into `learn` (model and optimiser); returns its epoch and best score. A
+    checkpoint of a run with another model (its `run_config`: arch, frames, context, ...) is refused by name."""
     state = torch.load(fname, map_location=learn.dls.device, weights_only=True)
-    learn.model.load_state_dict(state['model'])
+    old, new = state.get('config') or {}, getattr(learn, 'run_config', None) or {}
+    diff = [f'{k}={old[k]!r} (now {new[k]!r})' for k in old if k in new and old[k] != new[k]]
+    hint = 'resume with the settings of that run, or train without resume to start afresh'
+    if diff: raise AccidentError(f"{fname} is a checkpoint of another run: {', '.join(diff)}; {hint}")
+    try: learn.model.load_state_dict(state['model'])
+    except RuntimeError as e:                               # an older checkpoint, without its config
+        raise AccidentError(f'{fname} does not fit this model ({str(e).splitlines()[0]}); {hint}') from None
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(state['opt'])
     return dict(epoch=int(state['epoch']), best=state.get('best'))
@@ -254,6 +261,8 @@ def train_model(prepared: str | Path = 'data/prepared', out: str | Path = 'model
     learn = accident_learner(dls, arch=arch, pretrained=pretrained, weights=weights, freeze=freeze, model=model,
                              path=out, model_dir='.', wd=weight_decay)
     learn.model.cached = cached
+    learn.run_config = dict(arch=arch, frames=frames, pairs=pairs, size=size or int(stored), freeze=freeze, cached=cached,
+                            context_window_frames=ctx, context_frames=n_ctx)   # what a resumed run must share (load_checkpoint)
     if not show_progress and hasattr(learn, 'progress'): learn.remove_cb(learn.progress)
     if dev.type == 'cuda': learn.to_fp16()
     last = out/'last.pth'

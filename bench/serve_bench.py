@@ -3,8 +3,9 @@
 Starts the real server (`accident serve`, uvicorn) on loopback, drives N concurrent Locust users for T seconds
 with a default-size clip (one window of the served model as an .npz) and then with a 30 s video, and reports
 req/s, p50/p95/p99, errors and the server's RSS before and after. Then, in this process: ONNX Runtime against
-PyTorch eager for the same model and input (needs the trained `models/best.pth`; skipped without it), and a whole
-30 s video scored against real time.
+PyTorch eager for the same model and input (needs the trained `models/best.pth`; skipped without it), a whole
+30 s video scored against real time, and for a model exported in two stages, their model time against the
+one-file model's on that video.
 
     python bench/serve_bench.py [--users 4] [--seconds 30] [--model DIR] [--out bench/results/serve.json]
 
@@ -88,6 +89,21 @@ def ort_vs_torch(model_dir: Path, card: dict, threads: int, reps: int = 30) -> d
     return out
 
 
+def two_stage_vs_one_file(model_dir: Path, video: Path, threads: int, reps: int = 5) -> dict:
+    """Model time of the 30 s video's windows through the two stages (each point encoded once) and through the
+    one-file model (each window whole), interleaved, median of `reps`; and the largest difference of a window's score."""
+    from accident_nbdev.predict import load_video
+    staged, whole = AccidentDetector(model_dir, threads=threads), AccidentDetector(model_dir, threads=threads, two_stage=False)
+    frames, _ = load_video(video, staged.fps, staged.size)
+    times = {'two_stage': [], 'one_file': []}
+    for _ in range(reps + 1):                                                 # the first round warms up
+        for name, d in (('two_stage', staged), ('one_file', whole)): times[name].append(d.predict_frames(frames)['inference_s'])
+    a, b = staged.predict_frames(frames), whole.predict_frames(frames)
+    med = {k: float(np.median(v[1:])) for k, v in times.items()}
+    return dict(two_stage_s=med['two_stage'], one_file_s=med['one_file'], speedup=med['one_file'] / med['two_stage'],
+                n_windows=a['n_windows'], max_abs_diff=float(max(abs(x['probability'] - y['probability']) for x, y in zip(a['windows'], b['windows']))))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--users', type=int, default=4)
@@ -115,7 +131,8 @@ def main() -> int:
     det.predict_video(video)
     t0 = time.perf_counter(); r = det.predict_video(video); dt = time.perf_counter() - t0
     res['video30_inprocess'] = dict(seconds=dt, decode_s=r['decode_s'], inference_s=r['inference_s'], n_windows=r['n_windows'],
-                                    x_realtime=r['duration_s'] / dt)
+                                    x_realtime=r['duration_s'] / dt, two_stage=det.two_stage)
+    res['two_stage'] = two_stage_vs_one_file(model_dir, video, a.threads) if det.two_stage else None
     res['ort_vs_torch'] = ort_vs_torch(model_dir, card, a.threads)
 
     c, v = res['clip'], res['video30']
@@ -127,6 +144,10 @@ def main() -> int:
     iv = res['video30_inprocess']
     print(f"30 s video in process: {iv['seconds']:.2f} s ({iv['decode_s']:.2f} s decode, {iv['inference_s']:.2f} s model, "
           f"{iv['n_windows']} windows) = {iv['x_realtime']:.0f}x real time; over HTTP, one request: {one['timing']}")
+    if res['two_stage']:
+        t = res['two_stage']
+        print(f"30 s video, model time: two stages {t['two_stage_s']:.2f} s, one-file model {t['one_file_s']:.2f} s -> "
+              f"{t['speedup']:.2f}x ({t['n_windows']} windows; scores differ by at most {t['max_abs_diff']:.1e})")
     if res['ort_vs_torch'] and 'skipped' in res['ort_vs_torch']: print(f"ONNX Runtime vs PyTorch: skipped: {res['ort_vs_torch']['skipped']}")
     elif res['ort_vs_torch']:
         for k, x in res['ort_vs_torch'].items():

@@ -177,6 +177,16 @@ def test_frame_pairs_model_end_to_end(project, tmp_path):
     video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
     r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
     assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
+    # the two stages (a point's frames -> features, a window's features -> probability) give the one-file model's scores
+    from accident_nbdev.predict import AccidentDetector
+    st = card['stages']
+    assert (st['frames_per_point'], st['points_per_window'], st['encoder']['input']['shape']) == (2, 4 + 4, ['points', 2, 32, 32, 3])
+    assert st['parity_max_abs_diff'] <= 1e-4 and '## Two stages' in (proj/'models'/'serve'/'model_card.md').read_text()
+    staged, whole = AccidentDetector(proj/'models'/'serve'), AccidentDetector(proj/'models'/'serve', two_stage=False)
+    assert staged.two_stage and not whole.two_stage
+    a, b = staged.predict_video(video), whole.predict_video(video)
+    assert np.abs(np.array([w['probability'] for w in a['windows']]) - [w['probability'] for w in b['windows']]).max() <= 1e-5
+    assert (a['label'], a['onset_s']) == (b['label'], b['onset_s'])
 
 
 def test_cached_feature_model_end_to_end(project, tmp_path):
@@ -198,6 +208,7 @@ def test_cached_feature_model_end_to_end(project, tmp_path):
     card = json.loads((proj/'models'/'serve'/'model_card.json').read_text())
     assert card['preprocessing']['context_frames'] == 4 and card['preprocessing']['context_seconds'] == 4.0   # the default
     assert card['model']['input']['shape'] == ['batch', 2 * (4 + 4), 32, 32, 3] and card['model']['parity_max_abs_diff'] <= 1e-4
+    assert card['stages']['frames_per_point'] == 2 and card['stages']['parity_max_abs_diff'] <= 1e-4   # both frames of a pair encoded
     video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
     r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
     assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
@@ -223,6 +234,7 @@ def test_context_model_end_to_end(project, tmp_path):
     assert (pre['context_seconds'], pre['context_window_frames'], pre['context_frames']) == (2.0, 8, 2)
     assert card['model']['input']['shape'][1] == 4 + 2 and card['model']['parity_max_abs_diff'] <= 1e-4
     assert 'from the 2 s before the window' in (serve/'model_card.md').read_text()
+    assert 'stages' not in card and not (serve/'encoder.onnx').exists()   # the small CNN differences its sampled frames
     pred = pd.read_csv(ev/'predictions.csv', dtype={'p': np.float32})
     clips = pd.read_csv(project/'data'/'prepared'/'clips.csv')
     vid = pred[pred.split == 'test'].video_id.iloc[0]

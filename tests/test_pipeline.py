@@ -24,6 +24,19 @@ def test_params_yaml_matches_the_defaults():
     assert load_params(ROOT/'params.yaml') == DEFAULT_PARAMS     # the shipped file states the defaults
 
 
+def test_training_notebook_parameters_are_the_defaults():
+    """`papermill nbs/03_train.ipynb out.ipynb -p epochs 20` (no `accident train` to inject the rest) trains the
+    default model: the notebook's parameters cell states `DEFAULT_PARAMS['train']`."""
+    nb = json.loads((ROOT/'nbs'/'03_train.ipynb').read_text())
+    cells = [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    assert len(cells) == 1
+    values = {}
+    exec(''.join(cells[0]['source']), {}, values)
+    shared = set(values) & set(DEFAULT_PARAMS['train'])
+    assert shared >= {'arch', 'freeze', 'frames', 'epochs', 'lr', 'bs', 'sampler', 'context', 'context_frames'}
+    assert {k: values[k] for k in shared} == {k: DEFAULT_PARAMS['train'][k] for k in shared}
+
+
 def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
     proj = tmp_path/'proj'
     proj.mkdir()

@@ -15,7 +15,8 @@ def main() -> int:
     if not card.exists():
         print(f'no exported model in {SRC}: run `dvc repro` first', file=sys.stderr); return 2
     c = json.loads(card.read_text())
-    files = ['model_card.json', 'model_card.md', c['model']['file']] + ([c['quantized']['file']] if c.get('quantized') else [])
+    files = ['model_card.json', 'model_card.md', c['model']['file']] + ([c['quantized']['file']] if c.get('quantized') else []) \
+        + [c['stages'][k]['file'] for k in ('encoder', 'head') if c.get('stages')]
     tmp = DST.with_name(DST.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     for f in files: shutil.copyfile(SRC/f, tmp/f)
