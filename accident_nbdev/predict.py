@@ -125,6 +125,7 @@ class AccidentDetector:
             self.head = ort_session(self.model_dir/stages['head']['file'], threads)
             self.per_point = int(stages['frames_per_point'])
         self._file, self._threads, self._sess = f, threads, None
+        if not self.two_stage: self._sess = ort_session(self.model_dir/f, threads)   # a broken file fails here, not at the first request
         self.bs = batch_size
         p = self.card['preprocessing']
         self.fps, self.size, self.frames = float(p['fps']), int(p['size']), int(p['frames'])
