@@ -154,13 +154,17 @@ def _train_kwargs(args, params: dict) -> dict:
 
 def cmd_train(args) -> int:
     "Train the video learner (through the Papermill notebook when it is there)."
-    from accident_nbdev.learner import arch_info, load_clips
+    from accident_nbdev.learner import ARCHS, arch_info, load_clips
     params = _params(args, dict(seed=args.seed, train=dict(arch=args.arch, freeze=args.freeze, frames=args.frames, size=args.size, epochs=args.epochs,
                                                            lr=args.lr, bs=args.bs, device=args.device, sampler=args.sampler,
-                                                           wandb=args.wandb or None, cached=args.cached or None,
+                                                           wandb=args.wandb or None, cached=args.cached,
                                                            context=args.context, context_frames=args.context_frames)))
     kw = _train_kwargs(args, params)
-    arch_info(kw['arch']); load_clips(kw['prepared'])                   # fail early, with a clear message
+    info = arch_info(kw['arch']); load_clips(kw['prepared'])            # fail early, with a clear message
+    if kw['cached'] and not info.get('cacheable'):
+        ok = ', '.join(a for a, v in ARCHS.items() if v.get('cacheable'))
+        raise AccidentError(f"arch {kw['arch']!r} cannot train on cached features (train.cached is on; it is the default): "
+                            f"add --no-cached or set train.cached: false in params.yaml; archs that can: {ok}")
     nb = (find_project_root() or Path.cwd())/'nbs'/'03_train.ipynb'
     if args.no_notebook or not nb.exists():
         from accident_nbdev.training import train_model
@@ -190,7 +194,7 @@ def _add_train(sub) -> None:
                        'stopping, CSV + dvclive logs, loader profile). Defaults come from the train section of params.yaml.')
     p.add_argument('prepared', nargs='?', help='folder made by accident prepare (default data/prepared)')
     p.add_argument('--out', help='model folder (default models/)')
-    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, efficientnet_lite0_pairs (default), efficientnet_lite0_feature_pairs, resnet18, resnet34, r2plus1d_18, r3d_18')
+    p.add_argument('--arch', help='model name: small, efficientnet_lite0, efficientnet_lite0_motion, efficientnet_lite0_slowfast, efficientnet_lite0_pairs, efficientnet_lite0_feature_pairs (default), resnet18, resnet34, r2plus1d_18, r3d_18')
     p.add_argument('--freeze', type=int, help='backbone stages kept at their pretrained weights (0 = none)')
     p.add_argument('--frames', type=int, help='frames sampled per window (efficientnet_lite0_slowfast: a multiple of 4)')
     p.add_argument('--size', type=int, help='input size in pixels (0 = as prepared)')
@@ -201,9 +205,10 @@ def _add_train(sub) -> None:
                    help='all clips with a class-weighted loss, or balanced epochs (every accident clip, as many normal ones)')
     p.add_argument('--resume', action='store_true', help='continue an interrupted run from OUT/last.pth')
     p.add_argument('--wandb', action='store_true', help='also log to Weights & Biases (WANDB_MODE=offline works)')
-    p.add_argument('--cached', action='store_true',
+    p.add_argument('--cached', action=argparse.BooleanOptionalAction, default=None,
                    help='freeze the whole backbone, compute it once per stored frame and train the head on those features '
-                   '(archs: efficientnet_lite0, efficientnet_lite0_feature_pairs, resnet18, resnet34)')
+                   '(the default; archs: efficientnet_lite0, efficientnet_lite0_feature_pairs, resnet18, resnet34); '
+                   '--no-cached trains from pixels (every other arch; freeze sets how much of the backbone trains)')
     p.add_argument('--feature-cache', help='folder of cached features (default: features/ beside the prepared folder)')
     p.add_argument('--context', type=float, metavar='SECONDS',
                    help='seconds before each window the model also sees (0 = none): what led up to the window')
@@ -223,7 +228,9 @@ def cmd_evaluate(args) -> int:
                        e['video_agg'], e['top_k'], threshold=e['threshold'], probe=not args.no_probe)
     c, v, o = m['clip']['test'], m['video']['test'][m['video_agg']], m['onset']
     def f(x): return '–' if x is None else f'{x:.3f}'
+    cu = m['clip_unambiguous']['test']
     print(f"test clips: AUROC {f(c['auroc'])}, AUPRC {f(c['auprc'])}, F1 {f(c['f1'])} at threshold {m['threshold']:.3f} (chosen on validation, {m['threshold_criterion']})\n"
+          f"test clips without the {c['n'] - cu['n']} ambiguous windows (touching an accident for < {m['prepare']['min_overlap_seconds']:g} s): AUROC {f(cu['auroc'])}\n"
           f"test videos ({m['video_agg']}): AUROC {f(v['auroc'])}, accuracy {f(v['accuracy'])}\n"
           f"onset: median abs error {f(o['median_abs_error_s'])} s, {o['n_detected']}/{o['n_videos']} accidents detected -> {out/'metrics.json'}")
     return 0

@@ -40,7 +40,7 @@ def find_project_root(start: str | Path | None = None) -> Path | None:
 DEFAULT_PARAMS: dict[str, Any] = {
     'seed': 42,
     'synth': {
-        'n_videos': 1100,           # size of the built-in synthetic dataset
+        'n_videos': 2200,           # size of the built-in synthetic dataset (1760 training videos; 1100 halves the time, bench/README.md)
         'layout': 'tudat',          # 'tudat' (TU-DAT's folders) or 'folders' (accident/ and normal/)
         'time_of_day': 'mixed',     # day | dusk | night | mixed
         'weather': 'mixed',         # clear | rain | fog | mixed
@@ -68,21 +68,21 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'folds': 5,                 # cross-validation folds of the shortcut probe
     },
     'train': {
-        'arch': 'efficientnet_lite0_pairs',   # model name, see accident_nbdev.learner.ARCHS
+        'arch': 'efficientnet_lite0_feature_pairs',   # model name, see accident_nbdev.learner.ARCHS
         'pretrained': True,         # ImageNet weights for 2-D backbones (never downloaded)
-        'freeze': 5,                # backbone stages (stem first) kept at their pretrained weights; 0 = none
+        'freeze': 5,                # backbone stages (stem first) kept at their pretrained weights; 0 = none (cached: all)
         'frames': 8,                # frames sampled from each window
         'size': 0,                  # input size in pixels; 0 = as prepared
-        'epochs': 2,                # CPU: 2 epochs over 880 training videos fit in 20 min (bench/README.md)
+        'epochs': 4,                # CPU: features + 4 epochs over 1760 training videos fit in 20 min (bench/README.md)
         'lr': 0.001,                # peak learning rate of the one-cycle schedule
-        'bs': 4,                    # clips per batch (CPU: smaller batches train better per minute, bench/README.md)
+        'bs': 16,                   # clips per batch (pixel training on the CPU: 4 trains better per minute, bench/README.md)
         'weight_decay': 0.01,
         'patience': 6,              # early stopping: epochs without a better validation AUROC
         'device': 'auto',           # auto | cpu | cuda | cuda:N | mps
         'sampler': 'balanced',      # all: every clip, class-weighted loss | balanced: balanced epochs, fresh negatives each
         'workers': 0,               # data-loading processes; 0 = all cores (CPU: none)
         'wandb': False,             # also log to Weights & Biases (WANDB_MODE=offline works)
-        'cached': False,            # freeze the whole backbone, compute it once per stored frame, train the head on that
+        'cached': True,             # freeze the whole backbone, compute it once per stored frame, train the head on that
         'context': 4.0,             # seconds before each window the model also sees (0 = none; bench/README.md)
         'context_frames': 4,        # frames (frame pairs for pairs archs) sampled from that context
     },

@@ -231,6 +231,10 @@ def plot_timelines(clips: pd.DataFrame, videos: pd.DataFrame, threshold: float, 
     return axs
 
 # %% ../nbs/04_evaluate.ipynb #93cbeea8
+def _unambiguous(d: pd.DataFrame) -> pd.DataFrame:
+    "The windows of `d` that are clearly an accident or clearly not: those touching the accident for less than `min_overlap` dropped."
+    return d[~d.ambiguous.astype(bool)] if 'ambiguous' in d else d
+
 def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                    out: str | Path = 'reports/eval', video_agg: str = 'max', top_k: int = 3,
                    device: str = 'cpu', bs: int = 32, probe: bool = True, threshold: str = 'youden') -> dict:
@@ -262,6 +266,7 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     metrics = dict(
         threshold=thr, video_threshold=vthr, threshold_criterion=threshold, video_agg=video_agg, top_k=top_k,
         clip=dict(valid=binary_metrics(va.label, va.p, thr), test=binary_metrics(te.label, te.p, thr)),
+        clip_unambiguous={s: binary_metrics(_unambiguous(d).label, _unambiguous(d).p, thr) for s, d in parts.items()},
         video=dict(test={agg: binary_metrics(vt_te.label, vt_te[agg], vthr if agg == video_agg else choose_threshold(vt_va.label, vt_va[agg], threshold))
                          for agg in ('max', 'mean', 'topk')},
                    valid=binary_metrics(vt_va.label, vt_va[video_agg], vthr)),
@@ -280,7 +285,8 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
             try: metrics['shortcut_probe'][split] = dict(probe_split_auroc(prepared, feats=feats, test=split), model_video_auroc=model)
             except AccidentError as e: metrics['shortcut_probe'][split] = dict(error=str(e), model_video_auroc=model)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv_atomic(out/'predictions.csv', pd.concat([va, te])[['clip_id', 'video_id', 'split', 'start_s', 'end_s', 'label', 'video_label', 'p']])
+    cols = ['clip_id', 'video_id', 'split', 'start_s', 'end_s', 'label', 'video_label'] + (['ambiguous'] if 'ambiguous' in va else []) + ['p']
+    write_csv_atomic(out/'predictions.csv', pd.concat([va, te])[cols])
     write_csv_atomic(out/'onsets.csv', onset_tab)
     write_json_atomic(out/'metrics.json', metrics)
     _save_figures(out, te, videos, metrics)

@@ -57,7 +57,7 @@ for i, (name, kw) in enumerate(runs):
     params = dict(prepared=str(prepared), out=str(d.resolve()), epochs=epochs, device=device,
                   workers=int(__import__('os').environ.get('WORKERS', 12)) if device != 'cpu' else 0, dvclive=False, patience=epochs, sampler=sampler,
                   seed=int(__import__('os').environ.get('SEED', 42)),
-                  context=float(__import__('os').environ.get('CONTEXT', 4.0)), context_frames=4, **kw)
+                  context=float(__import__('os').environ.get('CONTEXT', 4.0)), context_frames=4, cached=False, **kw)   # pixel training
     try:
         if i == 0: pm.execute_notebook('nbs/03_train.ipynb', str(out/'train_gpu.ipynb'), parameters=params, kernel_name='python3',
                                        cwd='nbs', progress_bar=False)   # the notebook's own run

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, SMALL_PREPARE, SMALL_SYNTH, run_accident, write_params
 
-SMALL_TRAIN = dict(arch='small', freeze=0, frames=4, epochs=2, bs=8, patience=2)
+SMALL_TRAIN = dict(arch='small', freeze=0, frames=4, epochs=2, bs=8, patience=2, cached=False)
 
 
 @pytest.fixture(scope='module')
@@ -60,6 +60,10 @@ def test_metrics_schema_and_threshold_from_validation(project):
     va, te = pred[pred.split == 'valid'], pred[pred.split == 'test']
     assert m['threshold'] == pytest.approx(choose_threshold(va.label, va.p, m['threshold_criterion']))          # chosen on validation ...
     assert m['clip']['test'] == pytest.approx(binary_metrics(te.label, te.p, m['threshold']))   # ... applied to test
+    for split, d in (('valid', va), ('test', te)):                   # the clear windows only, at the same threshold
+        clear = d[~d.ambiguous.astype(bool)]
+        assert m['clip_unambiguous'][split] == pytest.approx(binary_metrics(clear.label, clear.p, m['threshold']))
+        assert m['clip_unambiguous'][split]['n'] == m['clip'][split]['n'] - int(d.ambiguous.sum())
     from accident_nbdev.data import load_manifests
     videos, _ = load_manifests(project/'data'/'prepared')
     for split, d in (('valid', va), ('test', te)):                                  # which negatives look like accidents
@@ -125,6 +129,9 @@ def test_bad_input_messages(project, tmp_path):
     assert cp.returncode == 2 and 'accident prepare' in cp.stderr and 'Traceback' not in cp.stderr
     cp = run_accident('train', '--arch', 'vgg16', cwd=project, check=False)
     assert cp.returncode == 2 and 'known: small, efficientnet_lite0' in cp.stderr
+    cp = run_accident('train', '--cached', '--out', tmp_path/'c', cwd=project, check=False)   # the small CNN has no cached path
+    assert cp.returncode == 2 and "arch 'small' cannot train on cached features" in cp.stderr and '--no-cached' in cp.stderr
+    assert not (tmp_path/'c').exists()
     # a validation split with one class only: refused before training starts
     bad = tmp_path/'prepared'
     shutil.copytree(project/'data'/'prepared', bad)
@@ -166,7 +173,7 @@ def test_frame_pairs_model_end_to_end(project, tmp_path):
     shutil.copy(ROOT/'nbs'/'03_train.ipynb', proj/'nbs')
     shutil.copytree(project/'data'/'prepared', proj/'data'/'prepared')
     write_params(proj/'params.yaml', prepare=SMALL_PREPARE,
-                 train=dict(arch='efficientnet_lite0_pairs', freeze=4, frames=4, epochs=1, bs=8, patience=1))
+                 train=dict(arch='efficientnet_lite0_pairs', freeze=4, frames=4, epochs=1, bs=8, patience=1, cached=False))
     for cmd in ('train', 'evaluate', 'export'): run_accident(cmd, cwd=proj)
     assert json.loads((proj/'models'/'train.json').read_text())['pairs'] is True
     card = json.loads((proj/'models'/'serve'/'model_card.json').read_text())

@@ -49,7 +49,7 @@ def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
     params['synth'].update(n_videos=16, resolutions=[[160, 120]], frame_rates=[8], duration=[8.0, 8.0])
     params['prepare'].update(size=32, target_fps=4.0, clip_seconds=2.0)
     params['probe']['folds'] = 2
-    params['train'].update(arch='small', freeze=0, frames=4, epochs=1, bs=8)
+    params['train'].update(arch='small', freeze=0, frames=4, epochs=1, bs=8, cached=False)
     params['export']['quantize'] = False
     params['generalise']['n_videos'] = 6
     (proj/'params.yaml').write_text(yaml.safe_dump(params))
