@@ -223,6 +223,9 @@ def test_cached_feature_model_end_to_end(project, tmp_path):
     assert json.loads((proj/'models2'/'train.json').read_text())['feature_cache']['computed'] == 0
     r = run_accident('train', '--arch', 'efficientnet_lite0_pairs', '--no-notebook', '--out', 'm3', cwd=proj, check=False)
     assert r.returncode != 0 and 'cannot train on cached features' in r.stderr
+    run_accident('train', '--arch', 'small', '--no-cached', '--no-notebook', '--epochs', 1, '--out', 'm4', cwd=proj)   # from pixels
+    s4 = json.loads((proj/'m4'/'train.json').read_text())
+    assert s4['arch'] == 'small' and s4['cached'] is False and s4['feature_cache'] is None
 
 
 def test_context_model_end_to_end(project, tmp_path):
