@@ -154,17 +154,15 @@ def _train_kwargs(args, params: dict) -> dict:
 
 def cmd_train(args) -> int:
     "Train the video learner (through the Papermill notebook when it is there)."
-    from accident_nbdev.learner import ARCHS, arch_info, load_clips
+    from accident_nbdev.learner import arch_info, check_cacheable, load_clips
     params = _params(args, dict(seed=args.seed, train=dict(arch=args.arch, freeze=args.freeze, frames=args.frames, size=args.size, epochs=args.epochs,
                                                            lr=args.lr, bs=args.bs, device=args.device, sampler=args.sampler,
                                                            wandb=args.wandb or None, cached=args.cached,
                                                            context=args.context, context_frames=args.context_frames)))
     kw = _train_kwargs(args, params)
-    info = arch_info(kw['arch']); load_clips(kw['prepared'])            # fail early, with a clear message
-    if kw['cached'] and not info.get('cacheable'):
-        ok = ', '.join(a for a, v in ARCHS.items() if v.get('cacheable'))
-        raise AccidentError(f"arch {kw['arch']!r} cannot train on cached features (train.cached is on; it is the default): "
-                            f"add --no-cached or set train.cached: false in params.yaml; archs that can: {ok}")
+    arch_info(kw['arch']); load_clips(kw['prepared'])                   # fail early, with a clear message
+    if kw['cached']: check_cacheable(kw['arch'], ' (train.cached is on; it is the default): add --no-cached or set '
+                                     'train.cached: false in params.yaml')
     nb = (find_project_root() or Path.cwd())/'nbs'/'03_train.ipynb'
     if args.no_notebook or not nb.exists():
         from accident_nbdev.training import train_model
@@ -256,11 +254,12 @@ def cmd_export(args) -> int:
     "Export the trained model to ONNX with its model card."
     from accident_nbdev.export import export_model
     params = _params(args, dict(export=dict(opset=args.opset, quantize=False if args.no_quantize else None,
-                                            int8_fp32_convs=args.int8_fp32_convs)))
+                                            int8_fp32_convs=args.int8_fp32_convs, int8_clips=args.int8_clips)))
     out = Path(args.out) if args.out else _default_dir('models', 'serve')
     card = export_model(args.model or _default_dir('models'), args.prepared or _default_dir('data', 'prepared'),
                         args.metrics or _default_dir('reports', 'eval', 'metrics.json'), out,
-                        params['export']['opset'], params['export']['quantize'], int8_fp32_convs=params['export']['int8_fp32_convs'])
+                        params['export']['opset'], params['export']['quantize'], int8_fp32_convs=params['export']['int8_fp32_convs'],
+                        int8_clips=params['export']['int8_clips'])
     q = card.get('quantized')
     print(f"exported {card['version']} to {out/'model.onnx'} ({card['model']['size_mb']:.1f} MB, parity max abs diff "
           f"{card['model']['parity_max_abs_diff']:.1e})" + (f"; INT8 {q['size_mb']:.1f} MB, test AUROC change {q['auroc_change']:+.4f}" if q else ''))
@@ -278,6 +277,8 @@ def _add_export(sub) -> None:
     p.add_argument('--no-quantize', action='store_true', help='skip the INT8 model')
     p.add_argument('--int8-fp32-convs', type=int, metavar='N',
                    help='first N convolutions (the stem) left in FP32 in the INT8 model (default 3; 0 = quantise all)')
+    p.add_argument('--int8-clips', type=int, metavar='N',
+                   help='test clips the INT8 model is scored on for its AUROC change (default 400, a fixed sample; 0 = all)')
     p.set_defaults(func=cmd_export)
 
 # %% ../nbs/10_cli.ipynb #de2c7755

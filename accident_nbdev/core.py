@@ -95,6 +95,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
         'opset': 18,                # ONNX opset
         'quantize': True,           # also write an INT8 dynamically quantised model and report its AUROC
         'int8_fp32_convs': 3,       # first convolutions (the backbone's stem) left in FP32 in the INT8 model
+        'int8_clips': 400,          # test clips the INT8 model is scored on (a fixed sample, classes in proportion; 0 = all)
     },
     'generalise': {
         'n_videos': 60,             # fresh generated videos, scored by the exported model (accident evaluate-videos)

@@ -20,7 +20,7 @@ from .core import AccidentError, atomic_path, get_logger, write_json_atomic, wri
 # %% auto #0
 __all__ = ['log', 'CARD_FORMAT', 'frames_model', 'export_onnx', 'ort_session', 'stage_models', 'export_stages', 'run_stages',
            'clip_frames', 'run_onnx', 'score_clips', 'check_parity', 'first_convs', 'quantize', 'manifest_hash',
-           'code_version', 'render_card', 'export_model']
+           'code_version', 'render_card', 'sample_clips', 'export_model']
 
 # %% ../nbs/05_export.ipynb #a84d3797
 log = get_logger('export')
@@ -241,13 +241,42 @@ def render_card(card: dict) -> str:
                   f"parity clips: {s['parity_max_abs_diff']:.1e}."]
     if card.get('quantized'):
         q = card['quantized']
-        lines += ['', '## INT8 model', '', f"`{q['file']}`: test clip AUROC {f(q['test_auroc'])} "
+        on = (f" on {q['n_clips']} of the {q['n_test_clips']} test clips" if q.get('n_clips', 0) < q.get('n_test_clips', 0) else '')
+        lines += ['', '## INT8 model', '', f"`{q['file']}`: test clip AUROC{on} {f(q['test_auroc'])} "
                   f"(FP32 {f(q['fp32_test_auroc'])}, change {q['auroc_change']:+.4f}); {q['size_mb']:.2f} MB vs {card['model']['size_mb']:.2f} MB"
                   + (f"; the first {q['fp32_convs']} convolutions kept in FP32." if q.get('fp32_convs') else '.')]
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/05_export.ipynb #e682b6d9
 def _sha256(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def sample_clips(clips: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """A fixed random sample of `n` rows of `clips`, each label in proportion (at least one of each present), in their
+    original order; all rows when `n` is 0 or not smaller than the table."""
+    if not n or n >= len(clips): return clips
+    labels = clips.label.value_counts()
+    k1 = int(min(max(round(n * labels.get(1, 0) / len(clips)), int(1 in labels)), labels.get(1, 0), n - int(0 in labels)))
+    parts = [clips[clips.label == 1].sample(k1, random_state=seed), clips[clips.label != 1].sample(n - k1, random_state=seed)]
+    return clips.loc[sorted(pd.concat(parts).index)]
+
+def _evaluated_scores(predictions: Path, clips: pd.DataFrame, sess, prepared: Path, info: dict, check: int = 16,
+                      tol: float = 1e-3) -> np.ndarray | None:
+    """The FP32 scores of `clips` that `accident evaluate` wrote to `predictions` (`predictions.csv`, beside the
+    metrics the card takes its threshold from), in `clips`' order; `None` when the file is missing, lacks a clip,
+    or is not this model's: `check` of its clips are scored again through `sess` (the FP32 ONNX model) and must agree
+    within `tol`."""
+    if not predictions.exists(): return None
+    pr = pd.read_csv(predictions, usecols=['clip_id', 'p']).drop_duplicates('clip_id').set_index('clip_id')['p']
+    if not clips.clip_id.isin(pr.index).all(): return None
+    p = pr.loc[clips.clip_id].to_numpy(np.float32)
+    pick = np.linspace(0, len(clips) - 1, min(check, len(clips))).round().astype(int)
+    f = clip_frames(prepared, clips.iloc[pick], info['frames'], info['pairs'], int(info.get('context_window_frames', 0)),
+                    int(info.get('context_frames', 0)))
+    d = float(np.abs(run_onnx(sess, f, 8) - p[pick]).max()) if len(pick) else 0.0
+    if d > tol:
+        log.warning(f'{predictions} is not this model\'s (scores differ by up to {d:.3g}): scoring the test clips again')
+        return None
+    return p
 
 def _export_stages(model, info: dict, out: Path, opset: int, frames: np.ndarray, wrapped) -> dict:
     "Write `encoder.onnx` and `head.onnx` of a pointwise model (`stage_models`), check them on `frames`; the card's `stages`."
@@ -267,10 +296,12 @@ def _export_stages(model, info: dict, out: Path, opset: int, frames: np.ndarray,
 
 def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                  metrics: str | Path = 'reports/eval/metrics.json', out: str | Path = 'models/serve',
-                 opset: int = 18, quantize_int8: bool = True, parity_clips: int = 48, int8_fp32_convs: int = 3) -> dict:
+                 opset: int = 18, quantize_int8: bool = True, parity_clips: int = 48, int8_fp32_convs: int = 3,
+                 int8_clips: int = 400) -> dict:
     """Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise (see `quantize`).
     A `pointwise` model is also written in two stages (`encoder.onnx`, `head.onnx`; `stage_models`), checked the same
-    way and named in the card's `stages`. Returns the card."""
+    way and named in the card's `stages`. The INT8 model's AUROC change is measured on `int8_clips` test clips (a
+    fixed sample, `sample_clips`; 0 = all of them), against evaluation's FP32 scores of the same clips. Returns the card."""
     import torch
     from sklearn.metrics import roc_auc_score
     from accident_nbdev.data import load_manifests
@@ -279,6 +310,8 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     if not metrics.exists(): raise AccidentError(f'no {metrics}: run `accident evaluate` first (the card needs its threshold)')
     if quantize_int8 and int8_fp32_convs < 0:
         raise AccidentError(f'int8_fp32_convs must be 0 or more (convolutions kept in FP32 in the INT8 model), not {int8_fp32_convs}')
+    if quantize_int8 and int8_clips < 0:
+        raise AccidentError(f'int8_clips must be 0 (all test clips) or more (test clips the INT8 model is scored on), not {int8_clips}')
     m = json.loads(metrics.read_text())
     model, info = load_trained(model_dir)
     videos, clips = load_manifests(prepared)
@@ -323,16 +356,21 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
                 min_overlap_seconds=float(pp.get('min_overlap_seconds', 1.0)),
                 metrics=dict(clip_test=m['clip']['test'], clip_test_unambiguous=m.get('clip_unambiguous', {}).get('test'), video_test=m['video']['test'][m['video_agg']], onset=m['onset']),
                 data=dict(manifest_sha1=data_sha1, n_videos=int(len(videos)), n_train_clips=int((clips.split == 'train').sum())),
-                params={k: info.get(k) for k in ('arch', 'pretrained', 'freeze', 'frames', 'size', 'epochs', 'lr', 'bs', 'weight_decay', 'seed')})
+                params={k: info.get(k) for k in ('arch', 'pretrained', 'freeze', 'frames', 'size', 'epochs', 'lr', 'bs', 'weight_decay', 'seed',
+                                                  'sampler', 'cached', 'context_seconds', 'context_frames')})
     if stages: card['stages'] = stages
     if quantize_int8:
-        te = clips[clips.split == 'test']
+        all_te = clips[clips.split == 'test']
+        te = sample_clips(all_te, int8_clips)
         q = quantize(onnx_path, out/'model.int8.onnx', int8_fp32_convs)
-        p32, p8 = score_clips([sess, ort_session(q)], prepared, te, T, pairs, ctx, n_ctx)
+        p32 = _evaluated_scores(metrics.parent/'predictions.csv', te, sess, prepared, info)   # evaluation scored them
+        src = 'onnx' if p32 is None else 'evaluation'
+        if p32 is None: p32, p8 = score_clips([sess, ort_session(q)], prepared, te, T, pairs, ctx, n_ctx)
+        else: (p8,) = score_clips([ort_session(q)], prepared, te, T, pairs, ctx, n_ctx)
         a32, a8 = float(roc_auc_score(te.label, p32)), float(roc_auc_score(te.label, p8))
         card['quantized'] = dict(file=q.name, sha256=_sha256(q), size_mb=q.stat().st_size / 2**20, test_auroc=a8,
                                  fp32_test_auroc=a32, auroc_change=a8 - a32, max_abs_diff=float(np.abs(p8 - p32).max()),
-                                 fp32_convs=int8_fp32_convs)
+                                 fp32_convs=int8_fp32_convs, fp32_scores=src, n_clips=len(te), n_test_clips=len(all_te))
     else: (out/'model.int8.onnx').unlink(missing_ok=True)
     write_json_atomic(out/'model_card.json', card)
     write_text_atomic(out/'model_card.md', render_card(card))

@@ -41,8 +41,8 @@ __all__ = ['log', 'LITE0_STAGES', 'IMAGENET', 'KINETICS', 'HALF', 'ARCHS', 'Tens
            'SpatioTemporalHead', 'FrameDiff', 'MotionStream', 'pair_change', 'ClipModel', 'Clip3D', 'OnnxFrozen',
            'onnx_frozen', 'small_cnn', 'lite0_weights_path', 'lite0_state_dict', 'efficientnet_lite0', 'imagenet_top5',
            'torchvision_weights', 'torchvision_resnet', 'arch_info', 'accident_model', 'TensorFeatures',
-           'FeatureLoader', 'FeatureFlip', 'FeatureBlock', 'feature_cache_dir', 'cache_features', 'class_weights',
-           'accident_learner']
+           'FeatureLoader', 'FeatureFlip', 'FeatureBlock', 'feature_cache_dir', 'check_cacheable', 'cache_features',
+           'class_weights', 'accident_learner']
 
 # %% ../nbs/03a_learner.ipynb #76ba49dd
 log = get_logger('learner')
@@ -710,6 +710,14 @@ def feature_cache_dir(prepared: str | Path, arch: str, size: int) -> Path:
     `features/<prepared folder>/<backbone>-<size>px` beside the prepared folder (archs with one backbone share it)."""
     prepared = Path(prepared).resolve()
     return prepared.parent/'features'/prepared.name/f"{arch_info(arch).get('backbone', arch)}-{size}px"
+
+def check_cacheable(arch: str, why: str = '') -> None:
+    """Raise a clear error unless `arch` can train on cached backbone features (`ARCHS[arch]['cacheable']`); `why`,
+    when given, says what asked for them and how to do without."""
+    if arch_info(arch).get('cacheable'): return
+    ok = ', '.join(a for a, v in ARCHS.items() if v.get('cacheable'))
+    raise AccidentError(f"arch {arch!r} cannot train on cached features: its head sees more than the backbone's "
+                        f"feature maps{why}; archs that can: {ok}")
 
 def cache_features(prepared: str | Path, files, model: nn.Module, cache: str | Path, size: int | None = None,
                    mean=(0.5,) * 3, std=(0.5,) * 3, bs: int = 64, device=None, progress: bool = True) -> dict:

@@ -22,7 +22,7 @@ from .core import (
     AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic, write_text_atomic)
 from .export import manifest_hash
 from .learner import (
-    ARCHS, ClipModel, accident_learner, accident_model, arch_info, cache_features, clip_dataloaders,
+    ClipModel, accident_learner, accident_model, arch_info, cache_features, check_cacheable, clip_dataloaders,
     feature_cache_dir, load_clips, onnx_frozen)
 
 # %% auto #0
@@ -203,10 +203,7 @@ def _cache_for(prepared: Path, files, arch: str, pretrained: bool, weights, size
                progress: bool, n_context: int = 0) -> tuple[ClipModel, dict]:
     """For `cached` training: check the arch, build its model with the whole backbone frozen and compute the missing
     features with it; returns (the model, cache summary)."""
-    if not arch_info(arch).get('cacheable'):
-        ok = ', '.join(a for a, v in ARCHS.items() if v.get('cacheable'))
-        raise AccidentError(f"arch {arch!r} cannot train on cached features: its head sees more than the backbone's "
-                            f'feature maps; archs that can: {ok}')
+    check_cacheable(arch)
     if weights or not pretrained:
         raise AccidentError('cached features come from the pretrained backbone: use pretrained=True and no weights file')
     model = accident_model(arch, pretrained, context=n_context)

@@ -7,7 +7,10 @@ window for both. A model whose training AUROC is far above its validation AUROC 
 regularisation helps); one whose training AUROC is about as low as its validation AUROC underfits (more
 optimisation or capacity helps: more epochs, more trainable stages, higher resolution).
 
-    python bench/fit_bench.py [--model models] [--prepared data/prepared] [--n 1200] [--seed 0] [--device cpu] [--out FILE]
+    python bench/fit_bench.py [--model models] [--prepared data/prepared] [--n 1200] [--seed 0] [--device cpu] [--features] [--out FILE]
+
+With --features a model trained on cached backbone features (`accident train --cached`, the default) is scored from
+those features (train.json's feature_cache) instead of frames: the same scores to float16 precision, in a minute.
 
 Prints a table and writes bench/results/fit_bench.json (or --out)."""
 import argparse
@@ -41,6 +44,25 @@ def fit_summary(d: pd.DataFrame, videos: pd.DataFrame) -> dict:
                 negatives={r.negative: round(float(r.auroc), 4) for r in neg.itertuples()})
 
 
+def feature_scores(model, info: dict, d: pd.DataFrame, bs: int = 64) -> np.ndarray:
+    "Probabilities of the windows `d` from the cached backbone features the model was trained on (deterministic sampling)."
+    import torch
+    from accident_nbdev.learner import FeatureLoader
+    cache = (info.get('feature_cache') or {}).get('cache')
+    if not info.get('cached') or not cache or not Path(cache).is_dir():
+        raise AccidentError(f'--features needs a model trained on cached features whose cache is still there '
+                            f'(train.json: cached={info.get("cached")}, cache {cache}); leave out --features')
+    load = FeatureLoader(cache, info['frames'], False, info['pairs'], info['context_window_frames'], info['context_frames'])
+    model.cached, rows, out = True, d.to_dict('records'), []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(rows), bs):
+                x = torch.stack([load.encodes(r) for r in rows[i:i + bs]]).as_subclass(torch.Tensor)
+                out.append(model(x).softmax(-1)[:, 1].numpy())
+    finally: model.cached = False
+    return np.concatenate(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--model', default='models', help='folder made by accident train (best.pth, train.json)')
@@ -48,16 +70,18 @@ def main() -> None:
     ap.add_argument('--n', type=int, default=1200, help='training windows to score (0 = all)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--device', default='cpu', help='cpu (ONNX Runtime), cuda, cuda:N')
+    ap.add_argument('--features', action='store_true', help="score from the model's cached backbone features (a cached model)")
     ap.add_argument('--out', default='bench/results/fit_bench.json')
     a = ap.parse_args()
     model, info = load_trained(a.model, a.device)
     videos, clips = load_manifests(a.prepared)
-    res = dict(model=a.model, prepared=a.prepared, arch=info['arch'], size=info['size'])
+    res = dict(model=a.model, prepared=a.prepared, arch=info['arch'], size=info['size'], scored_from='features' if a.features else 'frames')
     for split, n in (('train', a.n or None), ('valid', None)):
         d = fit_rows(clips, split, n, a.seed)
-        d = d.assign(p=predict_clips(model, a.prepared, d, info['frames'], info['size'], info['mean'], info['std'],
-                                     device=a.device, pairs=info['pairs'], context=info['context_window_frames'],
-                                     n_context=info['context_frames']))
+        d = d.assign(p=feature_scores(model, info, d) if a.features else
+                     predict_clips(model, a.prepared, d, info['frames'], info['size'], info['mean'], info['std'],
+                                   device=a.device, pairs=info['pairs'], context=info['context_window_frames'],
+                                   n_context=info['context_frames']))
         res[split] = fit_summary(d, videos)
     res['gap'] = res['train']['auroc'] - res['valid']['auroc']
     kinds = sorted(set(res['train']['negatives']) | set(res['valid']['negatives']))

@@ -100,6 +100,8 @@ def test_export_parity_and_card(project):
     assert card['data']['manifest_sha1'] == json.loads((project/'models'/'train.json').read_text())['manifest_sha1']  # the training data
     assert 'auroc_change' in card['quantized'] and (serve/'model.int8.onnx').exists()
     assert card['quantized']['fp32_convs'] == 3 and 'first 3 convolutions kept in FP32' in (serve/'model_card.md').read_text()
+    assert card['quantized']['fp32_scores'] == 'evaluation'          # the FP32 side of the INT8 comparison: evaluation's scores
+    assert card['quantized']['n_clips'] == card['quantized']['n_test_clips'] > 0   # fewer test clips than the sample: all of them
     assert (serve/'model_card.md').read_text().startswith('# Model card')
     # an independent parity check on other real clips, with a batch size the export never saw
     model, info = load_trained(project/'models')
@@ -147,6 +149,8 @@ def test_bad_input_messages(project, tmp_path):
     assert cp.returncode == 2 and 'was trained on prepared data with manifest SHA-1' in cp.stderr and not (tmp_path/'serve').exists()
     cp = run_accident('export', '--int8-fp32-convs', '-1', '--out', tmp_path/'serve', cwd=project, check=False)
     assert cp.returncode == 2 and 'int8_fp32_convs must be 0 or more' in cp.stderr and not (tmp_path/'serve').exists()
+    cp = run_accident('export', '--int8-clips', '-1', '--out', tmp_path/'serve', cwd=project, check=False)
+    assert cp.returncode == 2 and 'int8_clips must be 0' in cp.stderr and not (tmp_path/'serve').exists()
     # an unknown threshold rule in params.yaml: refused before any scoring, nothing written
     write_params(tmp_path/'params.yaml', evaluate=dict(threshold='accuracy'))
     cp = run_accident('evaluate', project/'data'/'prepared', '--model', project/'models', '--out', tmp_path/'eval',
