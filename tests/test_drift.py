@@ -63,7 +63,7 @@ def test_accident_share_prediction_drift(sets, tmp_path):
     """More videos called accidents than in the reference -> prediction drift. The current request log is made of the
     reference's own measured videos, drawn from those the model called accidents: the inputs look like the reference,
     the model's output does not. (A generated set with more real accidents moves the output only as far as the model's
-    recall goes - the bundled model called 50 % of 24 such videos, K-S p 0.04 on the score, see 08_drift - so this
+    recall goes - session 24's model called 50 % of 24 such videos, session 35's 71 %, see 08_drift - so this
     test checks the monitor on an output shift that does not depend on how good the model is.)"""
     ref = pd.read_csv(sets/'baseline.csv')
     log = tmp_path/'log'; log.mkdir()
