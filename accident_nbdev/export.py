@@ -301,7 +301,8 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     """Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise (see `quantize`).
     A `pointwise` model is also written in two stages (`encoder.onnx`, `head.onnx`; `stage_models`), checked the same
     way and named in the card's `stages`. The INT8 model's AUROC change is measured on `int8_clips` test clips (a
-    fixed sample, `sample_clips`; 0 = all of them), against evaluation's FP32 scores of the same clips. Returns the card."""
+    fixed sample, `sample_clips`; 0 = all of them), against evaluation's FP32 scores of the same clips (scored here when
+    those are missing or another model's). Returns the card."""
     import torch
     from sklearn.metrics import roc_auc_score
     from accident_nbdev.data import load_manifests
