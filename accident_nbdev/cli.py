@@ -262,7 +262,8 @@ def cmd_export(args) -> int:
                         int8_clips=params['export']['int8_clips'])
     q = card.get('quantized')
     print(f"exported {card['version']} to {out/'model.onnx'} ({card['model']['size_mb']:.1f} MB, parity max abs diff "
-          f"{card['model']['parity_max_abs_diff']:.1e})" + (f"; INT8 {q['size_mb']:.1f} MB, test AUROC change {q['auroc_change']:+.4f}" if q else ''))
+          f"{card['model']['parity_max_abs_diff']:.1e})" + (f"; INT8 {q['size_mb']:.1f} MB, test AUROC change {q['auroc_change']:+.4f}" if q else '')
+          + (f"; INT8 two stages change {q['stages']['auroc_change']:+.4f}" if q and q.get('stages') else ''))
     return 0
 
 def _add_export(sub) -> None:
@@ -310,7 +311,7 @@ def _add_predict(sub) -> None:
     p.add_argument('videos', nargs='+', metavar='VIDEO')
     p.add_argument('--model', help='exported model folder (default: models/serve, else the bundled demo model)')
     p.add_argument('--json', action='store_true', help='print JSON')
-    p.add_argument('--int8', action='store_true', help='use the INT8 model')
+    p.add_argument('--int8', action='store_true', help='use the INT8 model (its two stages where the export wrote them)')
     p.add_argument('--threads', type=int, help='ONNX Runtime intra-op threads (default: all cores)')
     p.add_argument('--threshold', type=float, help="video threshold (default: the model card's)")
     p.add_argument('--max-seconds', type=float, default=600.0,
@@ -421,7 +422,7 @@ def _add_serve(sub) -> None:
     p.add_argument('--threshold', type=float, help='video threshold (default: the model card\'s)')
     p.add_argument('--threads', type=int, help='ONNX Runtime intra-op threads (default: all cores)')
     p.add_argument('--workers', type=int, help='uvicorn worker processes (default 1)')
-    p.add_argument('--int8', action='store_true', help='serve the INT8 model')
+    p.add_argument('--int8', action='store_true', help='serve the INT8 model (its two stages where the export wrote them)')
     p.add_argument('--log-dir', help='request log folder for drift monitoring (default logs; empty string: off)')
     p.add_argument('--no-ui', action='store_true', help='do not mount the Gradio page at /ui')
     p.set_defaults(func=cmd_serve)

@@ -19,8 +19,8 @@ from .core import AccidentError, atomic_path, get_logger, write_json_atomic, wri
 
 # %% auto #0
 __all__ = ['log', 'CARD_FORMAT', 'frames_model', 'export_onnx', 'ort_session', 'stage_models', 'export_stages', 'run_stages',
-           'clip_frames', 'run_onnx', 'score_clips', 'check_parity', 'first_convs', 'quantize', 'manifest_hash',
-           'code_version', 'render_card', 'sample_clips', 'export_model']
+           'StagedModel', 'clip_frames', 'run_onnx', 'score_clips', 'check_parity', 'first_convs', 'quantize',
+           'quantize_stage', 'manifest_hash', 'code_version', 'render_card', 'sample_clips', 'export_model']
 
 # %% ../nbs/05_export.ipynb #a84d3797
 log = get_logger('export')
@@ -119,6 +119,15 @@ def run_stages(encoder, head, frames: np.ndarray, idx: np.ndarray, per_point: in
     feats = np.concatenate([encoder.run(None, {'frames': frames[pts[i:i + bs]]})[0] for i in range(0, len(pts), bs)])
     return np.concatenate([head.run(None, {'features': feats[inv[i:i + bs]]})[0] for i in range(0, len(inv), bs)])
 
+class StagedModel:
+    """The two stages used like a session of the one-file model: `run(None, {'frames': x})`, whole windows `x`
+    `[N,T·per_point,H,W,3]` uint8 -> `[probabilities]` (each window's points through `encoder`, then `head`: `run_stages`)."""
+    def __init__(self, encoder, head, per_point: int = 1): self.encoder, self.head, self.per_point = encoder, head, per_point
+    def run(self, names, feeds: dict) -> list[np.ndarray]:
+        x = feeds['frames']
+        idx = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[:2])
+        return [run_stages(self.encoder, self.head, x.reshape(-1, *x.shape[2:]), idx, self.per_point)]
+
 # %% ../nbs/05_export.ipynb #784c4c1d
 def clip_frames(prepared: str | Path, clips: pd.DataFrame, n_frames: int, pairs: bool = False, context: int = 0,
                 n_context: int = 0) -> np.ndarray:
@@ -169,6 +178,41 @@ def quantize(src: str | Path, dst: str | Path, fp32_convs: int = 3) -> Path:
     try:
         with atomic_path(dst, '.onnx') as tmp:
             quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=keep)
+    finally: root.setLevel(level)
+    return Path(dst)
+
+def quantize_stage(src: str | Path, dst: str | Path, inputs: np.ndarray, fp32_convs: int = 0, bs: int = 16) -> Path:
+    """ONNX Runtime static INT8 quantisation (QDQ) of one of the two stages, `src`, into `dst` (atomic): convolution
+    weights (per output channel) and inputs in 8 bits, the inputs' ranges calibrated beforehand (99.999th percentile)
+    on `inputs`, a batch of the stage's own input (uint8 points `[N,P,H,W,3]` for the encoder, float32 features
+    `[N,T,C,h,w]` for the head); the first `fp32_convs` convolutions left in FP32."""
+    import contextlib, io, logging, onnx, tempfile
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    if not Path(src).exists(): raise AccidentError(f'no model to quantise: {src}')
+    inp = onnx.load(str(src)).graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type))
+    inputs = np.asarray(inputs)
+    if (inputs.dtype != dtype or inputs.ndim != len(dims) or not len(inputs)
+            or any(d and d != n for d, n in zip(dims[1:], inputs.shape[1:]))):
+        want = '[N,' + ','.join(str(d or '?') for d in dims[1:]) + ']'
+        raise AccidentError(f'calibration inputs of {Path(src).name} must be {dtype} {want} ({inp.name}) with N >= 1, '
+                            f'got {inputs.dtype} {list(inputs.shape)}')
+    bs = max(d for d in range(1, bs + 1) if len(inputs) % d == 0)      # equal batches: the calibrator stacks them
+    class Inputs(CalibrationDataReader):
+        def __init__(self): self.it = ({inp.name: inputs[i:i + bs]} for i in range(0, len(inputs), bs))
+        def get_next(self): return next(self.it, None)
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)
+    try:
+        with tempfile.TemporaryDirectory() as d, atomic_path(dst, '.onnx') as tmp, contextlib.redirect_stdout(io.StringIO()):
+            pre = Path(d)/'pre.onnx'                                         # (the calibrator prints its progress)
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)     # shapes inferred, graph optimised once
+            quantize_static(str(pre), str(tmp), Inputs(), quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=first_convs(pre, fp32_convs), calibrate_method=CalibrationMethod.Percentile,
+                            extra_options=dict(CalibMaxIntermediateOutputs=4))   # histograms merged every 4 batches: bounded memory
     finally: root.setLevel(level)
     return Path(dst)
 
@@ -245,6 +289,12 @@ def render_card(card: dict) -> str:
         lines += ['', '## INT8 model', '', f"`{q['file']}`: test clip AUROC{on} {f(q['test_auroc'])} "
                   f"(FP32 {f(q['fp32_test_auroc'])}, change {q['auroc_change']:+.4f}); {q['size_mb']:.2f} MB vs {card['model']['size_mb']:.2f} MB"
                   + (f"; the first {q['fp32_convs']} convolutions kept in FP32." if q.get('fp32_convs') else '.')]
+        if q.get('stages'):
+            e, c = q['stages'], q['stages']['calibration']
+            lines += ['', f"`{e['encoder']['file']}` and `{e['head']['file']}`: the two stages quantised statically (calibrated on "
+                      f"{c['clips']} training clips, {c['points']} points): test clip AUROC{on} {f(e['test_auroc'])} "
+                      f"(change {e['auroc_change']:+.4f}); {e['encoder']['size_mb'] + e['head']['size_mb']:.2f} MB; "
+                      f"served by `--int8` / `ACCIDENT_INT8=1`."]
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/05_export.ipynb #e682b6d9
@@ -282,10 +332,7 @@ def _export_stages(model, info: dict, out: Path, opset: int, frames: np.ndarray,
     "Write `encoder.onnx` and `head.onnx` of a pointwise model (`stage_models`), check them on `frames`; the card's `stages`."
     P, S, T = 2 if info['pairs'] else 1, info['size'], info['frames'] + int(info.get('context_frames', 0))
     enc_path, head_path, (C, h, w) = export_stages(model, info['mean'], info['std'], S, P, T, out, opset)
-    es, hs = ort_session(enc_path), ort_session(head_path)
-    def staged(x):                                       # whole windows [N,T*P,...] through the stages
-        return run_stages(es, hs, x.reshape(-1, *x.shape[2:]), np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[:2]), P)
-    diff = check_parity(wrapped, staged, frames)
+    diff = check_parity(wrapped, StagedModel(ort_session(enc_path), ort_session(head_path), P), frames)
     def entry(path, inp, out_):
         return dict(file=path.name, sha256=_sha256(path), size_mb=path.stat().st_size / 2**20, input=inp, output=out_)
     return dict(encoder=entry(enc_path, dict(name='frames', dtype='uint8', shape=['points', P, S, S, 3]),
@@ -297,12 +344,14 @@ def _export_stages(model, info: dict, out: Path, opset: int, frames: np.ndarray,
 def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
                  metrics: str | Path = 'reports/eval/metrics.json', out: str | Path = 'models/serve',
                  opset: int = 18, quantize_int8: bool = True, parity_clips: int = 48, int8_fp32_convs: int = 3,
-                 int8_clips: int = 400) -> dict:
+                 int8_clips: int = 400, int8_calib_clips: int = 16) -> dict:
     """Export the trained model to ONNX with a model card in `out`; check parity; optionally quantise (see `quantize`).
     A `pointwise` model is also written in two stages (`encoder.onnx`, `head.onnx`; `stage_models`), checked the same
     way and named in the card's `stages`. The INT8 model's AUROC change is measured on `int8_clips` test clips (a
     fixed sample, `sample_clips`; 0 = all of them), against evaluation's FP32 scores of the same clips (scored here when
-    those are missing or another model's). Returns the card."""
+    those are missing or another model's). With two stages, both are also quantised statically (`quantize_stage`,
+    calibrated on `int8_calib_clips` training clips) into `encoder.int8.onnx` and `head.int8.onnx`, scored on the same
+    clips (the card's `quantized.stages`). Returns the card."""
     import torch
     from sklearn.metrics import roc_auc_score
     from accident_nbdev.data import load_manifests
@@ -313,6 +362,8 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
         raise AccidentError(f'int8_fp32_convs must be 0 or more (convolutions kept in FP32 in the INT8 model), not {int8_fp32_convs}')
     if quantize_int8 and int8_clips < 0:
         raise AccidentError(f'int8_clips must be 0 (all test clips) or more (test clips the INT8 model is scored on), not {int8_clips}')
+    if quantize_int8 and int8_calib_clips < 1:
+        raise AccidentError(f'int8_calib_clips must be 1 or more (training clips the INT8 encoder is calibrated on), not {int8_calib_clips}')
     m = json.loads(metrics.read_text())
     model, info = load_trained(model_dir)
     videos, clips = load_manifests(prepared)
@@ -372,7 +423,21 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
         card['quantized'] = dict(file=q.name, sha256=_sha256(q), size_mb=q.stat().st_size / 2**20, test_auroc=a8,
                                  fp32_test_auroc=a32, auroc_change=a8 - a32, max_abs_diff=float(np.abs(p8 - p32).max()),
                                  fp32_convs=int8_fp32_convs, fp32_scores=src, n_clips=len(te), n_test_clips=len(all_te))
-    else: (out/'model.int8.onnx').unlink(missing_ok=True)
+        if stages:                                       # the two stages in static INT8 (quantize_stage)
+            P, e8, h8 = stages['frames_per_point'], out/'encoder.int8.onnx', out/'head.int8.onnx'
+            cal = sample_clips(clips[clips.split == 'train'], int8_calib_clips)
+            pts = clip_frames(prepared, cal, T, pairs, ctx, n_ctx).reshape(-1, P, S, S, 3)
+            quantize_stage(out/stages['encoder']['file'], e8, pts, int8_fp32_convs)
+            feats = run_onnx(ort_session(out/stages['encoder']['file']), pts)               # the head's inputs, from FP32
+            quantize_stage(out/stages['head']['file'], h8, feats.reshape(len(cal), -1, *feats.shape[1:]))
+            (p8s,) = score_clips([StagedModel(ort_session(e8), ort_session(h8), P)], prepared, te, T, pairs, ctx, n_ctx)
+            a8s = float(roc_auc_score(te.label, p8s))
+            def entry(p): return dict(file=p.name, sha256=_sha256(p), size_mb=p.stat().st_size / 2**20)
+            card['quantized']['stages'] = dict(encoder=entry(e8), head=entry(h8), test_auroc=a8s, auroc_change=a8s - a32,
+                                               max_abs_diff=float(np.abs(p8s - p32).max()), encoder_fp32_convs=int8_fp32_convs,
+                                               calibration=dict(split='train', clips=len(cal), points=len(pts), method='percentile'))
+    for f in ('model.int8.onnx',) * (not quantize_int8) + ('encoder.int8.onnx', 'head.int8.onnx') * (not (quantize_int8 and stages)):
+        (out/f).unlink(missing_ok=True)                  # an earlier export's, not this one's
     write_json_atomic(out/'model_card.json', card)
     write_text_atomic(out/'model_card.md', render_card(card))
     return card

@@ -103,27 +103,31 @@ def load_video(path: str | Path, fps: float, size: int, max_seconds: float = 600
 class AccidentDetector:
     """An exported accident model (ONNX + card), scoring frames, windows and video files with ONNX Runtime. Where the
     card has `stages` (a pointwise model, `05_export`) a video's windows go through them: each point encoded once,
-    the head per window (`two_stage=None`: when there; `False`: the one-file model always). The INT8 model is one file."""
+    the head per window (`two_stage=None`: when there; `False`: the one-file model always). With `int8`, the card's
+    static INT8 stages (`quantized.stages`) where it has them, else the one-file INT8 model."""
     def __init__(self, model_dir: str | Path = 'models/serve', threads: int = 0, int8: bool = False, batch_size: int = 16,
                  two_stage: bool | None = None):
         from accident_nbdev.export import ort_session                     # the export chapter's CPU session
         self.model_dir, self.card = Path(model_dir), load_card(model_dir)
         f = self.card['model']['file']
+        stages, q = self.card.get('stages'), self.card.get('quantized') or {}
         if int8:
-            if not self.card.get('quantized'): raise AccidentError(f'{model_dir} has no INT8 model; export with quantize on')
-            if two_stage: raise AccidentError('the INT8 model is one file: it cannot run in two stages')
-            f = self.card['quantized']['file']
-        stages = self.card.get('stages')
+            if not q: raise AccidentError(f'{model_dir} has no INT8 model; export with quantize on')
+            if two_stage and stages and not q.get('stages'):
+                raise AccidentError(f'{model_dir} has no INT8 two-stage model (exported by an older version): '
+                                    f're-export it with `accident export`, or score whole windows with the INT8 model')
+            f = q['file']
         if two_stage and not stages:
             raise AccidentError(f'{model_dir} has no two-stage model (exported by an older version, or its arch differences '
                                 f'sampled frames): re-export it with `accident export`, or score whole windows')
-        self.two_stage = bool(stages) and not int8 and two_stage is not False
+        self.two_stage = bool(stages) and two_stage is not False and (not int8 or bool(q.get('stages')))
+        self.stage_files = None
         if self.two_stage:
-            for k in ('encoder', 'head'):
-                if not (self.model_dir/stages[k]['file']).exists(): raise AccidentError(f"{self.model_dir/stages[k]['file']} is missing")
-            self.encoder = ort_session(self.model_dir/stages['encoder']['file'], threads)
-            self.head = ort_session(self.model_dir/stages['head']['file'], threads)
-            self.per_point = int(stages['frames_per_point'])
+            files = [(q['stages'] if int8 else stages)[k]['file'] for k in ('encoder', 'head')]
+            for name in files:
+                if not (self.model_dir/name).exists(): raise AccidentError(f"{self.model_dir/name} is missing")
+            self.encoder, self.head = (ort_session(self.model_dir/name, threads) for name in files)
+            self.per_point, self.stage_files = int(stages['frames_per_point']), files
         self._file, self._threads, self._sess = f, threads, None
         if not self.two_stage: self._sess = ort_session(self.model_dir/f, threads)   # a broken file fails here, not at the first request
         self.bs = batch_size

@@ -5,9 +5,11 @@ with a default-size clip (one window of the served model as an .npz) and then wi
 req/s, p50/p95/p99, errors and the server's RSS before and after. Then, in this process: ONNX Runtime against
 PyTorch eager for the same model and input (needs the trained `models/best.pth`; skipped without it), a whole
 30 s video scored against real time, and for a model exported in two stages, their model time against the
-one-file model's on that video.
+one-file model's on that video. With `--int8` the server and the in-process runs use the INT8 model (`--int8` of
+`accident serve`: in two stages, the static INT8 encoder), and the FP32 comparisons are replaced by INT8 against
+FP32 model time on one clip and on the 30 s video.
 
-    python bench/serve_bench.py [--users 4] [--seconds 30] [--model DIR] [--out bench/results/serve.json]
+    python bench/serve_bench.py [--users 4] [--seconds 30] [--model DIR] [--int8] [--out bench/results/serve.json]
 
 Locust runs in its own process (bench/locustfile.py): its gevent monkey-patching breaks other libraries."""
 import argparse
@@ -104,19 +106,42 @@ def two_stage_vs_one_file(model_dir: Path, video: Path, threads: int, reps: int 
                 n_windows=a['n_windows'], max_abs_diff=float(max(abs(x['probability'] - y['probability']) for x, y in zip(a['windows'], b['windows']))))
 
 
+def int8_vs_fp32(model_dir: Path, video: Path, threads: int, reps: int = 5) -> dict:
+    """Model time of one default clip (the video's first window) and of the 30 s video through the INT8 model
+    (`AccidentDetector(int8=True)`) and the FP32 one, interleaved, median of `reps`; and the largest difference of a
+    window's score on the video."""
+    from accident_nbdev.predict import load_video
+    q, f = AccidentDetector(model_dir, threads=threads, int8=True), AccidentDetector(model_dir, threads=threads)
+    frames, _ = load_video(video, f.fps, f.size)
+    clip = frames[:f.window_frames]
+    times = {k: [] for k in ('clip_int8', 'clip_fp32', 'video_int8', 'video_fp32')}
+    for _ in range(reps + 1):                                                 # the first round warms up
+        for name, d in (('int8', q), ('fp32', f)):
+            times[f'clip_{name}'].append(d.predict_frames(clip)['inference_s'])
+            times[f'video_{name}'].append(d.predict_frames(frames)['inference_s'])
+    med = {k: float(np.median(v[1:])) for k, v in times.items()}
+    a, b = q.predict_frames(frames), f.predict_frames(frames)
+    return dict(**{f'{k}_s': v for k, v in med.items()}, clip_speedup=med['clip_fp32'] / med['clip_int8'],
+                video_speedup=med['video_fp32'] / med['video_int8'], two_stage=q.two_stage, n_windows=a['n_windows'],
+                max_abs_diff=float(max(abs(x['probability'] - y['probability']) for x, y in zip(a['windows'], b['windows']))))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--users', type=int, default=4)
     ap.add_argument('--seconds', type=int, default=30)
     ap.add_argument('--model', help='exported model folder (default: models/serve, else the bundled demo model)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
+    ap.add_argument('--int8', action='store_true', help='serve and score with the INT8 model')
     ap.add_argument('--out', default=str(ROOT/'bench'/'results'/'serve.json'))
     a = ap.parse_args()
     model_dir = resolve_model_dir(a.model)
     tmp = Path(tempfile.mkdtemp(prefix='serve-bench-'))
     video = video_30s(tmp)
-    res = dict(machine=dict(cpus=os.cpu_count(), threads=a.threads), model=str(model_dir), users=a.users, seconds=a.seconds)
-    with running(['serve', '--model', str(model_dir), '--no-ui', '--log-dir', str(tmp/'log')], '/ready') as (url, proc):
+    res = dict(machine=dict(cpus=os.cpu_count(), threads=a.threads), model=str(model_dir), users=a.users, seconds=a.seconds,
+               int8=a.int8)
+    with running(['serve', '--model', str(model_dir), '--no-ui', '--log-dir', str(tmp/'log')] + (['--int8'] if a.int8 else []),
+                 '/ready') as (url, proc):
         card = httpx.get(url + '/model').json()
         rss = psutil.Process(proc.pid)
         res['rss_before_mb'] = rss.memory_info().rss / 2**20
@@ -127,13 +152,14 @@ def main() -> int:
         res['rss_after_mb'] = rss.memory_info().rss / 2**20
         one = httpx.post(url + '/predict', files={'file': (video.name, video.read_bytes())}, timeout=120).json()
         res['video30']['one_request'] = dict(timing=one['timing'], n_windows=one['n_windows'])
-    det = AccidentDetector(model_dir, threads=a.threads)
+    det = AccidentDetector(model_dir, threads=a.threads, int8=a.int8)
     det.predict_video(video)
     t0 = time.perf_counter(); r = det.predict_video(video); dt = time.perf_counter() - t0
     res['video30_inprocess'] = dict(seconds=dt, decode_s=r['decode_s'], inference_s=r['inference_s'], n_windows=r['n_windows'],
                                     x_realtime=r['duration_s'] / dt, two_stage=det.two_stage)
-    res['two_stage'] = two_stage_vs_one_file(model_dir, video, a.threads) if det.two_stage else None
-    res['ort_vs_torch'] = ort_vs_torch(model_dir, card, a.threads)
+    res['two_stage'] = two_stage_vs_one_file(model_dir, video, a.threads) if det.two_stage and not a.int8 else None
+    res['ort_vs_torch'] = dict(skipped='--int8: PyTorch runs the FP32 model') if a.int8 else ort_vs_torch(model_dir, card, a.threads)
+    res['int8_vs_fp32'] = int8_vs_fp32(model_dir, video, a.threads) if a.int8 else None
 
     c, v = res['clip'], res['video30']
     print(f"\n{'payload':<22}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'requests':>10}")
@@ -148,6 +174,11 @@ def main() -> int:
         t = res['two_stage']
         print(f"30 s video, model time: two stages {t['two_stage_s']:.2f} s, one-file model {t['one_file_s']:.2f} s -> "
               f"{t['speedup']:.2f}x ({t['n_windows']} windows; scores differ by at most {t['max_abs_diff']:.1e})")
+    if res['int8_vs_fp32']:
+        t = res['int8_vs_fp32']
+        print(f"model time, INT8 ({'two stages' if t['two_stage'] else 'one file'}) against FP32: one clip {t['clip_int8_s'] * 1000:.1f} "
+              f"against {t['clip_fp32_s'] * 1000:.1f} ms ({t['clip_speedup']:.2f}x), 30 s video {t['video_int8_s']:.2f} against "
+              f"{t['video_fp32_s']:.2f} s ({t['video_speedup']:.2f}x); window scores differ by at most {t['max_abs_diff']:.3f}")
     if res['ort_vs_torch'] and 'skipped' in res['ort_vs_torch']: print(f"ONNX Runtime vs PyTorch: skipped: {res['ort_vs_torch']['skipped']}")
     elif res['ort_vs_torch']:
         for k, x in res['ort_vs_torch'].items():

@@ -102,6 +102,7 @@ def test_export_parity_and_card(project):
     assert card['quantized']['fp32_convs'] == 3 and 'first 3 convolutions kept in FP32' in (serve/'model_card.md').read_text()
     assert card['quantized']['fp32_scores'] == 'evaluation'          # the FP32 side of the INT8 comparison: evaluation's scores
     assert card['quantized']['n_clips'] == card['quantized']['n_test_clips'] > 0   # fewer test clips than the sample: all of them
+    assert 'stages' not in card['quantized'] and not (serve/'head.int8.onnx').exists()   # the small CNN has no two stages
     assert (serve/'model_card.md').read_text().startswith('# Model card')
     # an independent parity check on other real clips, with a batch size the export never saw
     model, info = load_trained(project/'models')
@@ -223,6 +224,16 @@ def test_cached_feature_model_end_to_end(project, tmp_path):
     video = sorted((project/'data'/'raw').rglob('*.mp4'))[0]
     r = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', cwd=proj).stdout)
     assert r['n_windows'] == len(r['windows']) >= 1 and 0 <= r['probability'] <= 1
+    # the static INT8 stages: calibrated on training clips, scored on the INT8 model's test clips, served by --int8
+    q8 = card['quantized']['stages']
+    assert all((proj/'models'/'serve'/q8[k]['file']).exists() for k in ('encoder', 'head'))
+    n_train, cal = int((clips.split == 'train').sum()), q8['calibration']
+    assert cal['clips'] == min(16, n_train) and cal['points'] == (4 + 4) * cal['clips']   # 8 points (pairs) per clip
+    assert q8['auroc_change'] == pytest.approx(q8['test_auroc'] - card['quantized']['fp32_test_auroc'])
+    assert '`head.int8.onnx`: the two stages' in (proj/'models'/'serve'/'model_card.md').read_text()
+    r8 = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', '--int8', cwd=proj).stdout)
+    assert [w['start_s'] for w in r8['windows']] == [w['start_s'] for w in r['windows']]
+    assert max(abs(a['probability'] - b['probability']) for a, b in zip(r8['windows'], r['windows'])) < 0.1   # INT8 close to FP32
     run_accident('train', '--no-notebook', '--out', 'models2', cwd=proj)                  # a second run: cache reused
     assert json.loads((proj/'models2'/'train.json').read_text())['feature_cache']['computed'] == 0
     r = run_accident('train', '--arch', 'efficientnet_lite0_pairs', '--no-notebook', '--out', 'm3', cwd=proj, check=False)

@@ -15,8 +15,10 @@ def main() -> int:
     if not card.exists():
         print(f'no exported model in {SRC}: run `dvc repro` first', file=sys.stderr); return 2
     c = json.loads(card.read_text())
-    files = ['model_card.json', 'model_card.md', c['model']['file']] + ([c['quantized']['file']] if c.get('quantized') else []) \
-        + [c['stages'][k]['file'] for k in ('encoder', 'head') if c.get('stages')]
+    q = c.get('quantized') or {}
+    files = ['model_card.json', 'model_card.md', c['model']['file']] + ([q['file']] if q else []) \
+        + [c['stages'][k]['file'] for k in ('encoder', 'head') if c.get('stages')] \
+        + [q['stages'][k]['file'] for k in ('encoder', 'head') if q.get('stages')]     # the two stages in INT8
     tmp = DST.with_name(DST.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     for f in files: shutil.copyfile(SRC/f, tmp/f)
