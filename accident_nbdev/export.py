@@ -363,7 +363,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
     if quantize_int8 and int8_clips < 0:
         raise AccidentError(f'int8_clips must be 0 (all test clips) or more (test clips the INT8 model is scored on), not {int8_clips}')
     if quantize_int8 and int8_calib_clips < 1:
-        raise AccidentError(f'int8_calib_clips must be 1 or more (training clips the INT8 encoder is calibrated on), not {int8_calib_clips}')
+        raise AccidentError(f'int8_calib_clips must be 1 or more (training clips the INT8 stages are calibrated on), not {int8_calib_clips}')
     m = json.loads(metrics.read_text())
     model, info = load_trained(model_dir)
     videos, clips = load_manifests(prepared)
@@ -436,8 +436,8 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
             card['quantized']['stages'] = dict(encoder=entry(e8), head=entry(h8), test_auroc=a8s, auroc_change=a8s - a32,
                                                max_abs_diff=float(np.abs(p8s - p32).max()), encoder_fp32_convs=int8_fp32_convs,
                                                calibration=dict(split='train', clips=len(cal), points=len(pts), method='percentile'))
-    for f in ('model.int8.onnx',) * (not quantize_int8) + ('encoder.int8.onnx', 'head.int8.onnx') * (not (quantize_int8 and stages)):
-        (out/f).unlink(missing_ok=True)                  # an earlier export's, not this one's
+    stale = ([] if quantize_int8 else ['model.int8.onnx']) + ([] if quantize_int8 and stages else ['encoder.int8.onnx', 'head.int8.onnx'])
+    for name in stale: (out/name).unlink(missing_ok=True)                     # an earlier export's, not this one's
     write_json_atomic(out/'model_card.json', card)
     write_text_atomic(out/'model_card.md', render_card(card))
     return card

@@ -234,6 +234,9 @@ def test_cached_feature_model_end_to_end(project, tmp_path):
     r8 = json.loads(run_accident('predict', video, '--model', proj/'models'/'serve', '--json', '--int8', cwd=proj).stdout)
     assert [w['start_s'] for w in r8['windows']] == [w['start_s'] for w in r['windows']]
     assert max(abs(a['probability'] - b['probability']) for a, b in zip(r8['windows'], r['windows'])) < 0.1   # INT8 close to FP32
+    run_accident('export', '--no-quantize', cwd=proj)                          # again without INT8: no stale INT8 files left
+    assert 'quantized' not in json.loads((proj/'models'/'serve'/'model_card.json').read_text())
+    assert not [f.name for f in (proj/'models'/'serve').glob('*.int8.onnx')]
     run_accident('train', '--no-notebook', '--out', 'models2', cwd=proj)                  # a second run: cache reused
     assert json.loads((proj/'models2'/'train.json').read_text())['feature_cache']['computed'] == 0
     r = run_accident('train', '--arch', 'efficientnet_lite0_pairs', '--no-notebook', '--out', 'm3', cwd=proj, check=False)
