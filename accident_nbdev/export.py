@@ -5,6 +5,7 @@
 # %% ../nbs/05_export.ipynb #70147aa1
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -168,17 +169,22 @@ def first_convs(path: str | Path, n: int) -> list[str]:
     if n < 0: raise AccidentError(f'the number of convolutions to keep in FP32 must be 0 or more, not {n}')
     return [nd.name for nd in onnx.load(str(path)).graph.node if nd.op_type == 'Conv'][:n]
 
+@contextlib.contextmanager
+def _quiet_quantiser():
+    "ONNX Runtime's quantiser warns through the root logger about every input, and its calibrator prints: silence both."
+    import io, logging
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()): yield
+    finally: root.setLevel(level)
+
 def quantize(src: str | Path, dst: str | Path, fp32_convs: int = 3) -> Path:
     "ONNX Runtime dynamic INT8 quantisation of `src` into `dst` (atomic), the first `fp32_convs` convolutions left in FP32."
-    import logging
     from onnxruntime.quantization import QuantType, quantize_dynamic
     keep = first_convs(src, fp32_convs)
-    root, level = logging.getLogger(), logging.getLogger().level
-    root.setLevel(logging.ERROR)                  # the quantiser warns through the root logger about every input
-    try:
-        with atomic_path(dst, '.onnx') as tmp:
-            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=keep)
-    finally: root.setLevel(level)
+    with _quiet_quantiser(), atomic_path(dst, '.onnx') as tmp:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=keep)
     return Path(dst)
 
 def quantize_stage(src: str | Path, dst: str | Path, inputs: np.ndarray, fp32_convs: int = 0, bs: int = 16) -> Path:
@@ -186,7 +192,7 @@ def quantize_stage(src: str | Path, dst: str | Path, inputs: np.ndarray, fp32_co
     weights (per output channel) and inputs in 8 bits, the inputs' ranges calibrated beforehand (99.999th percentile)
     on `inputs`, a batch of the stage's own input (uint8 points `[N,P,H,W,3]` for the encoder, float32 features
     `[N,T,C,h,w]` for the head); the first `fp32_convs` convolutions left in FP32."""
-    import contextlib, io, logging, onnx, tempfile
+    import onnx, tempfile
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     if not Path(src).exists(): raise AccidentError(f'no model to quantise: {src}')
@@ -203,17 +209,13 @@ def quantize_stage(src: str | Path, dst: str | Path, inputs: np.ndarray, fp32_co
     class Inputs(CalibrationDataReader):
         def __init__(self): self.it = ({inp.name: inputs[i:i + bs]} for i in range(0, len(inputs), bs))
         def get_next(self): return next(self.it, None)
-    root, level = logging.getLogger(), logging.getLogger().level
-    root.setLevel(logging.ERROR)
-    try:
-        with tempfile.TemporaryDirectory() as d, atomic_path(dst, '.onnx') as tmp, contextlib.redirect_stdout(io.StringIO()):
-            pre = Path(d)/'pre.onnx'                                         # (the calibrator prints its progress)
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)     # shapes inferred, graph optimised once
-            quantize_static(str(pre), str(tmp), Inputs(), quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=first_convs(pre, fp32_convs), calibrate_method=CalibrationMethod.Percentile,
-                            extra_options=dict(CalibMaxIntermediateOutputs=4))   # histograms merged every 4 batches: bounded memory
-    finally: root.setLevel(level)
+    with _quiet_quantiser(), tempfile.TemporaryDirectory() as d, atomic_path(dst, '.onnx') as tmp:
+        pre = Path(d)/'pre.onnx'
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)         # shapes inferred, graph optimised once
+        quantize_static(str(pre), str(tmp), Inputs(), quant_format=QuantFormat.QDQ, op_types_to_quantize=['Conv'],
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=first_convs(pre, fp32_convs), calibrate_method=CalibrationMethod.Percentile,
+                        extra_options=dict(CalibMaxIntermediateOutputs=4))       # histograms merged every 4 batches: bounded memory
     return Path(dst)
 
 # %% ../nbs/05_export.ipynb #370205cb
@@ -415,14 +417,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
         all_te = clips[clips.split == 'test']
         te = sample_clips(all_te, int8_clips)
         q = quantize(onnx_path, out/'model.int8.onnx', int8_fp32_convs)
-        p32 = _evaluated_scores(metrics.parent/'predictions.csv', te, sess, prepared, info)   # evaluation scored them
-        src = 'onnx' if p32 is None else 'evaluation'
-        if p32 is None: p32, p8 = score_clips([sess, ort_session(q)], prepared, te, T, pairs, ctx, n_ctx)
-        else: (p8,) = score_clips([ort_session(q)], prepared, te, T, pairs, ctx, n_ctx)
-        a32, a8 = float(roc_auc_score(te.label, p32)), float(roc_auc_score(te.label, p8))
-        card['quantized'] = dict(file=q.name, sha256=_sha256(q), size_mb=q.stat().st_size / 2**20, test_auroc=a8,
-                                 fp32_test_auroc=a32, auroc_change=a8 - a32, max_abs_diff=float(np.abs(p8 - p32).max()),
-                                 fp32_convs=int8_fp32_convs, fp32_scores=src, n_clips=len(te), n_test_clips=len(all_te))
+        int8 = [ort_session(q)]
         if stages:                                       # the two stages in static INT8 (quantize_stage)
             P, e8, h8 = stages['frames_per_point'], out/'encoder.int8.onnx', out/'head.int8.onnx'
             cal = sample_clips(clips[clips.split == 'train'], int8_calib_clips)
@@ -430,7 +425,17 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
             quantize_stage(out/stages['encoder']['file'], e8, pts, int8_fp32_convs)
             feats = run_onnx(ort_session(out/stages['encoder']['file']), pts)               # the head's inputs, from FP32
             quantize_stage(out/stages['head']['file'], h8, feats.reshape(len(cal), -1, *feats.shape[1:]))
-            (p8s,) = score_clips([StagedModel(ort_session(e8), ort_session(h8), P)], prepared, te, T, pairs, ctx, n_ctx)
+            int8.append(StagedModel(ort_session(e8), ort_session(h8), P))
+        p32 = _evaluated_scores(metrics.parent/'predictions.csv', te, sess, prepared, info)   # evaluation scored them
+        src = 'onnx' if p32 is None else 'evaluation'
+        if p32 is None: p32, *p8 = score_clips([sess] + int8, prepared, te, T, pairs, ctx, n_ctx)
+        else: p8 = score_clips(int8, prepared, te, T, pairs, ctx, n_ctx)            # the test clips read once for all
+        a32, a8 = float(roc_auc_score(te.label, p32)), float(roc_auc_score(te.label, p8[0]))
+        card['quantized'] = dict(file=q.name, sha256=_sha256(q), size_mb=q.stat().st_size / 2**20, test_auroc=a8,
+                                 fp32_test_auroc=a32, auroc_change=a8 - a32, max_abs_diff=float(np.abs(p8[0] - p32).max()),
+                                 fp32_convs=int8_fp32_convs, fp32_scores=src, n_clips=len(te), n_test_clips=len(all_te))
+        if stages:
+            p8s = p8[1]
             a8s = float(roc_auc_score(te.label, p8s))
             def entry(p): return dict(file=p.name, sha256=_sha256(p), size_mb=p.stat().st_size / 2**20)
             card['quantized']['stages'] = dict(encoder=entry(e8), head=entry(h8), test_auroc=a8s, auroc_change=a8s - a32,
