@@ -6,7 +6,7 @@ req/s, p50/p95/p99, errors and the server's RSS before and after. Then, in this 
 PyTorch eager for the same model and input (needs the trained `models/best.pth`; skipped without it), a whole
 30 s video scored against real time, and for a model exported in two stages, their model time against the
 one-file model's on that video. With `--int8` the server and the in-process runs use the INT8 model (`--int8` of
-`accident serve`: in two stages, the static INT8 encoder), and the FP32 comparisons are replaced by INT8 against
+`accident serve`: both stages in static INT8 where the export wrote them), and the FP32 comparisons are replaced by INT8 against
 FP32 model time on one clip and on the 30 s video.
 
     python bench/serve_bench.py [--users 4] [--seconds 30] [--model DIR] [--int8] [--out bench/results/serve.json]
