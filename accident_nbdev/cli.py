@@ -240,7 +240,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument('prepared', nargs='?', help='folder made by accident prepare (default data/prepared)')
     p.add_argument('--model', help='model folder made by accident train (default models/)')
     p.add_argument('--out', help='report folder (default reports/eval)')
-    p.add_argument('--video-agg', choices=['max', 'mean', 'topk'], help='how window scores make a video score')
+    p.add_argument('--video-agg', choices=['auto', 'max', 'mean', 'topk'],
+                   help='how window scores make a video score (auto: the best on validation)')
     p.add_argument('--top-k', type=int, help='k of the topk aggregation')
     p.add_argument('--threshold', choices=['youden', 'f1'],
                    help="how the thresholds are chosen on validation: Youden's J (TPR - FPR, default) or max F1")

@@ -88,7 +88,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     },
     'evaluate': {
         'top_k': 3,                 # video score = mean of the k highest window scores ('topk')
-        'video_agg': 'max',         # max | mean | topk: how window scores make a video score
+        'video_agg': 'auto',        # auto | max | mean | topk: how window scores make a video score (auto: best on validation)
         'threshold': 'youden',      # youden (TPR - FPR) | f1: how thresholds are chosen on validation
     },
     'export': {

@@ -15,9 +15,9 @@ import pandas as pd
 from .core import AccidentError, get_logger, write_csv_atomic, write_json_atomic
 
 # %% auto #0
-__all__ = ['log', 'THRESHOLD_CRITERIA', 'choose_threshold', 'binary_metrics', 'aggregate', 'estimate_onset', 'video_table',
-           'onset_report', 'breakdown', 'negatives_auroc', 'load_trained', 'predict_clips', 'plot_curves',
-           'plot_confusion', 'plot_timelines', 'evaluate_model']
+__all__ = ['log', 'THRESHOLD_CRITERIA', 'VIDEO_AGGS', 'choose_threshold', 'binary_metrics', 'aggregate', 'estimate_onset',
+           'video_table', 'onset_report', 'choose_video_agg', 'breakdown', 'negatives_auroc', 'load_trained',
+           'predict_clips', 'plot_curves', 'plot_confusion', 'plot_timelines', 'evaluate_model']
 
 # %% ../nbs/04_evaluate.ipynb #039908dd
 log = get_logger('evaluate')
@@ -108,6 +108,21 @@ def onset_report(clips: pd.DataFrame, videos: pd.DataFrame, threshold: float, mi
                    **{f'score_sigma_{s:g}': float(np.mean(np.exp(-dt ** 2 / (2 * s * s)))) if len(dt) else None
                       for s in sigmas})
     return summary, tab
+
+# %% ../nbs/04_evaluate.ipynb #99837f28
+VIDEO_AGGS = ('max', 'topk', 'mean')
+
+def choose_video_agg(vt: pd.DataFrame, how: str = 'auto') -> tuple[str, dict]:
+    """The video score to use, and the validation video AUROC of each summary: `how` itself when it names one of
+    `VIDEO_AGGS`; with `'auto'`, the one with the highest AUROC on `vt` (a `video_table` of validation videos; ties
+    to the earlier in `VIDEO_AGGS`; `max` when `vt` holds one class only)."""
+    from sklearn.metrics import roc_auc_score
+    if how != 'auto' and how not in VIDEO_AGGS:
+        raise AccidentError(f"unknown video aggregation {how!r}; use auto, {', '.join(VIDEO_AGGS)}")
+    both = vt.label.nunique() == 2
+    auroc = {a: float(roc_auc_score(vt.label, vt[a])) if both else None for a in VIDEO_AGGS}
+    if how != 'auto': return how, auroc
+    return (max(VIDEO_AGGS, key=lambda a: (auroc[a], -VIDEO_AGGS.index(a))) if both else 'max'), auroc
 
 # %% ../nbs/04_evaluate.ipynb #b6dd436e
 def breakdown(df: pd.DataFrame, by: str, label: str = 'label', score: str = 'p', threshold: float = 0.5) -> pd.DataFrame:
@@ -236,16 +251,18 @@ def _unambiguous(d: pd.DataFrame) -> pd.DataFrame:
     return d[~d.ambiguous.astype(bool)] if 'ambiguous' in d else d
 
 def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/prepared',
-                   out: str | Path = 'reports/eval', video_agg: str = 'max', top_k: int = 3,
+                   out: str | Path = 'reports/eval', video_agg: str = 'auto', top_k: int = 3,
                    device: str = 'cpu', bs: int = 32, probe: bool = True, threshold: str = 'youden') -> dict:
     """Score validation and test clips, choose the thresholds on validation by `threshold` ('youden' or 'f1', see
-    `choose_threshold`), write `metrics.json`,
+    `choose_threshold`) and the video score by `video_agg` (`choose_video_agg`: 'auto' picks it on validation too),
+    write `metrics.json`,
     `predictions.csv` and pictures to `out`; returns the metrics. With `probe`, the shortcut probe's classifiers,
     fitted on the training videos, are scored on the same validation and test videos, for comparison."""
     from accident_nbdev.data import load_manifests
     prepared, out = Path(prepared), Path(out)
     if not (prepared/'clips.csv').exists(): raise AccidentError(f'no clips.csv in {prepared}: run `accident prepare` first')
-    aggregate([0.0], video_agg); choose_threshold([0, 1], [0.0, 1.0], threshold)   # check the names first
+    choose_video_agg(pd.DataFrame(dict(label=[0], **{a: [0.] for a in VIDEO_AGGS})), video_agg)
+    choose_threshold([0, 1], [0.0, 1.0], threshold)   # check the names first
     model, info = load_trained(model_dir, device)
     videos, clips = load_manifests(prepared)
     stats = json.loads((prepared/'stats.json').read_text()) if (prepared/'stats.json').exists() else {}
@@ -260,15 +277,18 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     va, te = parts['valid'], parts['test']
     thr = choose_threshold(va.label, va.p, threshold)
     vt_va, vt_te = video_table(va, videos, top_k), video_table(te, videos, top_k)
+    asked = video_agg
+    video_agg, agg_auroc = choose_video_agg(vt_va, asked)
     vthr = choose_threshold(vt_va.label, vt_va[video_agg], threshold) if vt_va.label.nunique() == 2 else thr
     ov, st = pp.get('min_overlap_seconds', 1.0), pp.get('stride_seconds', 1.0)
     onset, onset_tab = onset_report(te, videos, thr, ov, st)
     metrics = dict(
         threshold=thr, video_threshold=vthr, threshold_criterion=threshold, video_agg=video_agg, top_k=top_k,
+        video_agg_choice=dict(asked=asked, valid_auroc=agg_auroc),
         clip=dict(valid=binary_metrics(va.label, va.p, thr), test=binary_metrics(te.label, te.p, thr)),
         clip_unambiguous={s: binary_metrics(_unambiguous(d).label, _unambiguous(d).p, thr) for s, d in parts.items()},
         video=dict(test={agg: binary_metrics(vt_te.label, vt_te[agg], vthr if agg == video_agg else choose_threshold(vt_va.label, vt_va[agg], threshold))
-                         for agg in ('max', 'mean', 'topk')},
+                         for agg in VIDEO_AGGS},
                    valid=binary_metrics(vt_va.label, vt_va[video_agg], vthr)),
         onset=onset, onset_valid=onset_report(va, videos, thr, ov, st)[0],
         breakdown={by: breakdown(vt_te.assign(p=vt_te[video_agg]), by, threshold=vthr).to_dict('records')

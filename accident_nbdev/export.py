@@ -242,6 +242,16 @@ def code_version() -> str:
     return __version__
 
 # %% ../nbs/05_export.ipynb #94135767
+def _video_score_text(card: dict) -> str:
+    "How the card's video score is made, in words, and how it was chosen when evaluation chose it on validation."
+    a, k = card['video_agg'], card.get('top_k', 3)
+    what = {'max': 'the highest window score', 'mean': 'the mean of the window scores',
+            'topk': f'the mean of the {k} highest window scores'}.get(a, a)
+    ch = card.get('video_agg_choice') or {}
+    if ch.get('asked') != 'auto' or not ch.get('valid_auroc'): return f'`{a}`, {what}'
+    aucs = ', '.join(f'{n} {v:.3f}' for n, v in ch['valid_auroc'].items() if v is not None)
+    return f'`{a}`, {what} (chosen on validation by video AUROC: {aucs})'
+
 def render_card(card: dict) -> str:
     "The model card as Markdown."
     p, m = card['preprocessing'], card.get('metrics', {})
@@ -263,8 +273,8 @@ def render_card(card: dict) -> str:
              f"`[batch, {card['model']['input']['shape'][1]}, {p['size']}, {p['size']}, 3]` uint8; normalisation (mean {p['mean']}, "
              f"std {p['std']}) is inside the graph. Output `prob`: accident probability per window.", '',
              '## Decision', '',
-             f"Window threshold **{f(card['threshold'])}** ({crit} on validation). Video score: `{card['video_agg']}` of "
-             f"window scores, threshold **{f(card['video_threshold'])}**. Onset: first window above the threshold, "
+             f"Window threshold **{f(card['threshold'])}** ({crit} on validation). Video score: {_video_score_text(card)}, "
+             f"threshold **{f(card['video_threshold'])}**. Onset: first window above the threshold, "
              f"end − {card['min_overlap_seconds']:g} s − stride/2.", '',
              '## Test metrics', '',
              '| level | AUROC | AUPRC | accuracy | precision | recall | F1 |', '|---|---|---|---|---|---|---|',
@@ -407,6 +417,7 @@ def export_model(model_dir: str | Path = 'models', prepared: str | Path = 'data/
                                    context_seconds=round(ctx / fps, 3), context_window_frames=ctx, context_frames=n_ctx),
                 threshold=m['threshold'], video_threshold=m['video_threshold'],
                 threshold_criterion=m.get('threshold_criterion', 'f1'), video_agg=m['video_agg'], top_k=m['top_k'],
+                video_agg_choice=m.get('video_agg_choice'),
                 min_overlap_seconds=float(pp.get('min_overlap_seconds', 1.0)),
                 metrics=dict(clip_test=m['clip']['test'], clip_test_unambiguous=m.get('clip_unambiguous', {}).get('test'), video_test=m['video']['test'][m['video_agg']], onset=m['onset']),
                 data=dict(manifest_sha1=data_sha1, n_videos=int(len(videos)), n_train_clips=int((clips.split == 'train').sum())),

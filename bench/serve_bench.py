@@ -91,19 +91,31 @@ def ort_vs_torch(model_dir: Path, card: dict, threads: int, reps: int = 30) -> d
     return out
 
 
+def _interleaved(dets: dict, inputs: dict, reps: int) -> dict:
+    """Median model time (`inference_s`) of each detector of `dets` on each frames array of `inputs`, all of them
+    interleaved round by round, `reps` rounds after one that warms up: `{'<input>_<detector>': seconds}`."""
+    times = {f'{i}_{d}': [] for i in inputs for d in dets}
+    for _ in range(reps + 1):
+        for d, det in dets.items():
+            for i, frames in inputs.items(): times[f'{i}_{d}'].append(det.predict_frames(frames)['inference_s'])
+    return {k: float(np.median(v[1:])) for k, v in times.items()}
+
+def _max_window_diff(a, b, frames) -> tuple[int, float]:
+    "The number of windows of `frames` and the largest difference of a window's score between detectors `a` and `b`."
+    ra, rb = a.predict_frames(frames), b.predict_frames(frames)
+    return ra['n_windows'], float(max(abs(x['probability'] - y['probability']) for x, y in zip(ra['windows'], rb['windows'])))
+
+
 def two_stage_vs_one_file(model_dir: Path, video: Path, threads: int, reps: int = 5) -> dict:
     """Model time of the 30 s video's windows through the two stages (each point encoded once) and through the
     one-file model (each window whole), interleaved, median of `reps`; and the largest difference of a window's score."""
     from accident_nbdev.predict import load_video
     staged, whole = AccidentDetector(model_dir, threads=threads), AccidentDetector(model_dir, threads=threads, two_stage=False)
     frames, _ = load_video(video, staged.fps, staged.size)
-    times = {'two_stage': [], 'one_file': []}
-    for _ in range(reps + 1):                                                 # the first round warms up
-        for name, d in (('two_stage', staged), ('one_file', whole)): times[name].append(d.predict_frames(frames)['inference_s'])
-    a, b = staged.predict_frames(frames), whole.predict_frames(frames)
-    med = {k: float(np.median(v[1:])) for k, v in times.items()}
-    return dict(two_stage_s=med['two_stage'], one_file_s=med['one_file'], speedup=med['one_file'] / med['two_stage'],
-                n_windows=a['n_windows'], max_abs_diff=float(max(abs(x['probability'] - y['probability']) for x, y in zip(a['windows'], b['windows']))))
+    med = _interleaved({'two_stage': staged, 'one_file': whole}, {'video': frames}, reps)
+    n, diff = _max_window_diff(staged, whole, frames)
+    return dict(two_stage_s=med['video_two_stage'], one_file_s=med['video_one_file'],
+                speedup=med['video_one_file'] / med['video_two_stage'], n_windows=n, max_abs_diff=diff)
 
 
 def int8_vs_fp32(model_dir: Path, video: Path, threads: int, reps: int = 5) -> dict:
@@ -113,17 +125,10 @@ def int8_vs_fp32(model_dir: Path, video: Path, threads: int, reps: int = 5) -> d
     from accident_nbdev.predict import load_video
     q, f = AccidentDetector(model_dir, threads=threads, int8=True), AccidentDetector(model_dir, threads=threads)
     frames, _ = load_video(video, f.fps, f.size)
-    clip = frames[:f.window_frames]
-    times = {k: [] for k in ('clip_int8', 'clip_fp32', 'video_int8', 'video_fp32')}
-    for _ in range(reps + 1):                                                 # the first round warms up
-        for name, d in (('int8', q), ('fp32', f)):
-            times[f'clip_{name}'].append(d.predict_frames(clip)['inference_s'])
-            times[f'video_{name}'].append(d.predict_frames(frames)['inference_s'])
-    med = {k: float(np.median(v[1:])) for k, v in times.items()}
-    a, b = q.predict_frames(frames), f.predict_frames(frames)
+    med = _interleaved({'int8': q, 'fp32': f}, {'clip': frames[:f.window_frames], 'video': frames}, reps)
+    n, diff = _max_window_diff(q, f, frames)
     return dict(**{f'{k}_s': v for k, v in med.items()}, clip_speedup=med['clip_fp32'] / med['clip_int8'],
-                video_speedup=med['video_fp32'] / med['video_int8'], two_stage=q.two_stage, n_windows=a['n_windows'],
-                max_abs_diff=float(max(abs(x['probability'] - y['probability']) for x, y in zip(a['windows'], b['windows']))))
+                video_speedup=med['video_fp32'] / med['video_int8'], two_stage=q.two_stage, n_windows=n, max_abs_diff=diff)
 
 
 def main() -> int:
