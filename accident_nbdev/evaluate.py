@@ -16,8 +16,8 @@ from .core import AccidentError, get_logger, write_csv_atomic, write_json_atomic
 
 # %% auto #0
 __all__ = ['log', 'THRESHOLD_CRITERIA', 'VIDEO_AGGS', 'choose_threshold', 'binary_metrics', 'aggregate', 'estimate_onset',
-           'video_table', 'onset_report', 'choose_video_agg', 'breakdown', 'negatives_auroc', 'load_trained',
-           'predict_clips', 'plot_curves', 'plot_confusion', 'plot_timelines', 'evaluate_model']
+           'video_table', 'onset_report', 'check_video_agg', 'choose_video_agg', 'breakdown', 'negatives_auroc',
+           'load_trained', 'predict_clips', 'plot_curves', 'plot_confusion', 'plot_timelines', 'evaluate_model']
 
 # %% ../nbs/04_evaluate.ipynb #039908dd
 log = get_logger('evaluate')
@@ -112,13 +112,17 @@ def onset_report(clips: pd.DataFrame, videos: pd.DataFrame, threshold: float, mi
 # %% ../nbs/04_evaluate.ipynb #99837f28
 VIDEO_AGGS = ('max', 'topk', 'mean')
 
+def check_video_agg(how: str) -> None:
+    "Raise a clear error unless `how` is 'auto' or one of `VIDEO_AGGS`."
+    if how != 'auto' and how not in VIDEO_AGGS:
+        raise AccidentError(f"unknown video aggregation {how!r}; use auto, {', '.join(VIDEO_AGGS)}")
+
 def choose_video_agg(vt: pd.DataFrame, how: str = 'auto') -> tuple[str, dict]:
     """The video score to use, and the validation video AUROC of each summary: `how` itself when it names one of
     `VIDEO_AGGS`; with `'auto'`, the one with the highest AUROC on `vt` (a `video_table` of validation videos; ties
     to the earlier in `VIDEO_AGGS`; `max` when `vt` holds one class only)."""
     from sklearn.metrics import roc_auc_score
-    if how != 'auto' and how not in VIDEO_AGGS:
-        raise AccidentError(f"unknown video aggregation {how!r}; use auto, {', '.join(VIDEO_AGGS)}")
+    check_video_agg(how)
     both = vt.label.nunique() == 2
     auroc = {a: float(roc_auc_score(vt.label, vt[a])) if both else None for a in VIDEO_AGGS}
     if how != 'auto': return how, auroc
@@ -261,8 +265,7 @@ def evaluate_model(model_dir: str | Path = 'models', prepared: str | Path = 'dat
     from accident_nbdev.data import load_manifests
     prepared, out = Path(prepared), Path(out)
     if not (prepared/'clips.csv').exists(): raise AccidentError(f'no clips.csv in {prepared}: run `accident prepare` first')
-    choose_video_agg(pd.DataFrame(dict(label=[0], **{a: [0.] for a in VIDEO_AGGS})), video_agg)
-    choose_threshold([0, 1], [0.0, 1.0], threshold)   # check the names first
+    check_video_agg(video_agg); choose_threshold([0, 1], [0.0, 1.0], threshold)      # check the names first
     model, info = load_trained(model_dir, device)
     videos, clips = load_manifests(prepared)
     stats = json.loads((prepared/'stats.json').read_text()) if (prepared/'stats.json').exists() else {}

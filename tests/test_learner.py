@@ -46,7 +46,8 @@ def test_training_ran_through_papermill(project):
 
 
 def test_metrics_schema_and_threshold_from_validation(project):
-    from accident_nbdev.evaluate import binary_metrics, choose_threshold, negatives_auroc, onset_report
+    from accident_nbdev.evaluate import (binary_metrics, choose_threshold, choose_video_agg, negatives_auroc, onset_report,
+                                         video_table)
     m = json.loads((project/'reports'/'eval'/'metrics.json').read_text())
     for k in ('threshold', 'video_threshold', 'video_agg', 'clip', 'video', 'onset', 'breakdown', 'model'): assert k in m, k
     for split in ('valid', 'test'):
@@ -70,6 +71,12 @@ def test_metrics_schema_and_threshold_from_validation(project):
         got = pd.DataFrame(m['negatives'][split])
         assert 'all normal videos' in set(got.negative)
         pd.testing.assert_frame_equal(got, negatives_auroc(d, videos), check_dtype=False)
+    vt = video_table(va, videos, m['top_k'])                                      # the video score, chosen on validation too
+    agg, auc = choose_video_agg(vt, 'auto')
+    assert m['video_agg_choice']['asked'] == 'auto' and m['video_agg'] == agg
+    assert set(m['video_agg_choice']['valid_auroc']) == {'max', 'mean', 'topk'}
+    for a, v in auc.items(): assert m['video_agg_choice']['valid_auroc'][a] == (None if v is None else pytest.approx(v))
+    if vt.label.nunique() == 2: assert m['video_threshold'] == pytest.approx(choose_threshold(vt.label, vt[agg], m['threshold_criterion']))
     pp = m['prepare']
     for key, d in (('onset', te), ('onset_valid', va)):                            # onset errors, from the same scores
         assert m[key] == pytest.approx(onset_report(d, videos, m['threshold'], pp['min_overlap_seconds'], pp['stride_seconds'])[0])
@@ -157,6 +164,10 @@ def test_bad_input_messages(project, tmp_path):
     cp = run_accident('evaluate', project/'data'/'prepared', '--model', project/'models', '--out', tmp_path/'eval',
                       cwd=tmp_path, check=False)
     assert cp.returncode == 2 and 'known: youden, f1' in cp.stderr and not (tmp_path/'eval').exists()
+    write_params(tmp_path/'params.yaml', evaluate=dict(video_agg='median'))          # ... and an unknown video score
+    cp = run_accident('evaluate', project/'data'/'prepared', '--model', project/'models', '--out', tmp_path/'eval',
+                      cwd=tmp_path, check=False)
+    assert cp.returncode == 2 and 'use auto, max, topk, mean' in cp.stderr and not (tmp_path/'eval').exists()
 
 
 def test_efficientnet_lite0_weights_from_the_wheel():
