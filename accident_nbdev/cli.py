@@ -229,7 +229,7 @@ def cmd_evaluate(args) -> int:
     cu = m['clip_unambiguous']['test']
     print(f"test clips: AUROC {f(c['auroc'])}, AUPRC {f(c['auprc'])}, F1 {f(c['f1'])} at threshold {m['threshold']:.3f} (chosen on validation, {m['threshold_criterion']})\n"
           f"test clips without the {c['n'] - cu['n']} ambiguous windows (touching an accident for < {m['prepare']['min_overlap_seconds']:g} s): AUROC {f(cu['auroc'])}\n"
-          f"test videos ({m['video_agg']}): AUROC {f(v['auroc'])}, accuracy {f(v['accuracy'])}\n"
+          f"test videos ({m['video_agg']}{', chosen on validation' if m['video_agg_choice']['asked'] == 'auto' else ''}): AUROC {f(v['auroc'])}, accuracy {f(v['accuracy'])}\n"
           f"onset: median abs error {f(o['median_abs_error_s'])} s, {o['n_detected']}/{o['n_videos']} accidents detected -> {out/'metrics.json'}")
     return 0
 
