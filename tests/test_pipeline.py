@@ -69,3 +69,15 @@ def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
     assert (proj/'data/prepared/clips.csv').exists() and any((proj/'data/raw').rglob('*.mp4'))
     assert (proj/'models/serve/model.onnx').exists()
     assert 'up to date' in _run(['dvc', 'status'], proj).stdout
+    # the README's experiment commands: `dvc exp run -S train.epochs=...` branches from a commit, `dvc exp show` compares
+    for key, value in (('user.name', 'accident-ci'), ('user.email', 'ci@localhost')):
+        _run(['git', 'config', key, value], proj)
+    _run(['git', 'add', '-A'], proj)
+    _run(['git', 'commit', '-q', '-m', 'one epoch'], proj)
+    _run(['dvc', 'exp', 'run', '-S', 'train.epochs=2', '--name', 'two-epochs'], proj)
+    shown = json.loads(_run(['dvc', 'exp', 'show', '--json'], proj).stdout)
+    exps = {r['name']: r['data'] for row in shown for e in row.get('experiments') or [] for r in e['revs']}
+    assert exps['two-epochs']['params']['params.yaml']['data']['train']['epochs'] == 2, exps
+    assert exps['two-epochs']['metrics']['dvclive/metrics.json']['data']['step'] == 1      # dvclive logged epochs 0 and 1
+    base = next(row['data'] for row in shown if row['rev'] != 'workspace')
+    assert base['metrics']['dvclive/metrics.json']['data']['step'] == 0                    # the commit's run: one epoch
