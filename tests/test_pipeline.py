@@ -58,6 +58,8 @@ def test_dvc_repro_push_pull_on_a_fresh_copy(tmp_path):
     for f in ('data/raw/annotations.csv', 'data/prepared/clips.csv', 'reports/probe.json', 'models/best.pth',
               'reports/train.ipynb', 'reports/eval/metrics.json', 'models/serve/model.onnx', 'models/serve/model_card.json'):
         assert (proj/f).exists(), f
+    clips = proj/'data/prepared/clips.csv'                                        # one copy on disk (.dvc/config)
+    assert clips.stat().st_nlink == 2 and not clips.stat().st_mode & 0o222, 'tracked data: a read-only link into the cache'
     gen = json.loads((proj/'reports/generalise.json').read_text())               # the generalisation check ran
     assert gen['n_videos'] == 6 and gen['video']['n'] == 6 and 0 <= gen['video']['auroc'] <= 1, gen
     digest = lambda d: {hashlib.sha1(f.read_bytes()).hexdigest() for f in (proj/d).rglob('*.mp4')}
