@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -175,10 +176,13 @@ def cmd_train(args) -> int:
         report = Path(args.report) if args.report else _default_dir('reports', 'train.ipynb')
         report.parent.mkdir(parents=True, exist_ok=True)
         log.info(f'running {nb} with papermill -> {report}')
-        try: pm.execute_notebook(str(nb), str(report), parameters=kw, kernel_name='python3', progress_bar=False,
+        running = report.with_name(f'.{report.stem}.running.ipynb')    # papermill rewrites its output cell by cell
+        try: pm.execute_notebook(str(nb), str(running), parameters=kw, kernel_name='python3', progress_bar=False,
                                  cwd=str(nb.parent), log_output=args.verbose > 0)
         except pm.PapermillExecutionError as e:
             raise AccidentError(f'training notebook failed ({e.ename}: {e.evalue}); see {report}') from None
+        finally:                                # the executed notebook, failed or not, replaces the report: a new file,
+            if running.exists(): os.replace(running, report)   # never written through a link into DVC's cache
         s = json.loads((Path(kw['out'])/'train.json').read_text())
     p = s.get('profile') or {}
     print(f"trained {s['arch']} for {s['epochs_run']} epochs in {s['train_seconds']:.0f} s on {s['device']}: best validation "

@@ -17,6 +17,7 @@ import fastai.callback.fp16       # noqa: F401  (Learner.to_fp16)
 import fastai.callback.schedule   # noqa: F401  (Learner.fit_one_cycle)
 from fastai.callback.core import Callback
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+from fastai.learner import save_model
 
 from .core import (
     AccidentError, atomic_path, get_logger, set_seed, write_csv_atomic, write_json_atomic, write_text_atomic)
@@ -125,7 +126,13 @@ class _Resumed:
         if self.epoch < getattr(self.learn, 'resume_epoch', 0): return
         super().after_epoch()
 
-class BestModelCallback(_Resumed, SaveModelCallback): "`SaveModelCallback` that survives resuming."
+class BestModelCallback(_Resumed, SaveModelCallback):
+    "`SaveModelCallback` that survives resuming and writes its file atomically (a new file, never half-written)."
+    def _save(self, name):
+        path = self.path/self.model_dir/f'{name}.pth'
+        with atomic_path(path) as tmp: save_model(tmp, self.learn.model, getattr(self.learn, 'opt', None), self.with_opt)
+        self.last_saved_path = path
+
 class EarlyStopCallback(_Resumed, EarlyStoppingCallback): "`EarlyStoppingCallback` that survives resuming."
 
 class EpochLogCallback(Callback):

@@ -32,6 +32,7 @@ def test_training_ran_through_papermill(project):
     assert 'papermill' in nb['metadata']
     injected = [c for c in nb['cells'] if 'injected-parameters' in c.get('metadata', {}).get('tags', [])]
     assert injected and 'epochs = 2' in ''.join(injected[0]['source'])
+    assert [f.name for f in (project/'reports').iterdir() if f.name.startswith('.')] == []  # papermill's copy became the report
     s = json.loads((project/'models'/'train.json').read_text())
     assert s['arch'] == 'small' and s['frames'] == 4 and 1 <= s['epochs_run'] <= 2
     assert 0 <= s['best_valid_auroc'] <= 1
