@@ -298,7 +298,6 @@ def _extract_one(job: dict) -> dict:
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
         if rec['status'] == 'rejected' or npy.exists(): return dict(rec, cached=True)
-    t0 = time.perf_counter()
     try:
         frames, info = read_frames(job['src'], job['target_fps'], job['size'], job['max_seconds'])
         rec = dict(status='ok', frames_file=f'frames/{npy.name}', n_frames=int(len(frames)), fps=info['fps'],
@@ -306,7 +305,7 @@ def _extract_one(job: dict) -> dict:
                    truncated=info['truncated'], warning=info['error'])
     except VideoError as e: frames, rec = None, dict(status='rejected', reason=str(e))
     except Exception as e: frames, rec = None, dict(status='rejected', reason=f'decoding failed: {type(e).__name__}: {e}')
-    rec.update(video_id=job['video_id'], key=job['key'], seconds=time.perf_counter() - t0)
+    rec.update(video_id=job['video_id'], key=job['key'])          # no timing: the record is part of the data
     write_json_atomic(rec_path, rec)
     if frames is not None:
         with atomic_path(npy, '.npy') as t, open(t, 'wb') as f: np.save(f, frames)
@@ -340,7 +339,7 @@ def _remove_stale(frames_dir: Path, keep: set[str]) -> int:
 def prepare_dataset(raw: str | Path, out: str | Path, params: dict | None = None,
                     annotations: list[str | Path] = ()) -> dict:
     """Discover, split and extract the videos under `raw` into `out`: writes videos.csv, rejects.csv,
-    duplicates.csv, clips.csv, stats.json and frames/. Returns the stats."""
+    duplicates.csv, clips.csv, stats.json and frames/. Returns the stats with this run's counts and timings."""
     params = params or load_params()
     p, seed = params['prepare'], params['seed']
     for k in ('clip_seconds', 'stride_seconds', 'target_fps', 'size', 'max_video_seconds'):
@@ -384,19 +383,19 @@ def prepare_dataset(raw: str | Path, out: str | Path, params: dict | None = None
     warnings = balance_warnings(vcounts, 'videos', p['imbalance_warn_ratio']) + balance_warnings(ccounts, 'clips', p['imbalance_warn_ratio'])
     for w in warnings: log.warning(w)
     n_new = sum(not r['cached'] for r in recs.values())
-    stats = dict(raw=str(raw), layout=layout, params=params, n_files_rejected=len(rejects), n_duplicates=len(dups),
-                 n_videos=int((videos.status == 'ok').sum()), n_clips=len(clips), n_videos_decoded=n_new,
-                 n_videos_cached=len(recs) - n_new, n_stale_removed=n_stale,
+    stats = dict(raw=str(raw), layout=layout, params=dict(seed=seed, prepare=p), n_files_rejected=len(rejects),
+                 n_duplicates=len(dups), n_videos=int((videos.status == 'ok').sum()), n_clips=len(clips),
                  n_frames_stored=int(sum(r.get('n_frames', 0) for r in recs.values())),
                  videos_per_split=vcounts.to_dict(orient='index'), clips_per_split=ccounts.to_dict(orient='index'),
-                 n_ambiguous_clips=int(clips.ambiguous.sum()), warnings=warnings,
-                 seconds=dict(probe=round(t_probe, 2), extract=round(t_extract, 2), total=round(time.perf_counter() - t0, 2)))
+                 n_ambiguous_clips=int(clips.ambiguous.sum()), warnings=warnings)
+    run = dict(n_videos_decoded=n_new, n_videos_cached=len(recs) - n_new, n_stale_removed=n_stale,   # returned, not stored
+               seconds=dict(probe=round(t_probe, 2), extract=round(t_extract, 2), total=round(time.perf_counter() - t0, 2)))
     write_csv_atomic(out/'videos.csv', videos)
     write_csv_atomic(out/'rejects.csv', rejects)
     write_csv_atomic(out/'duplicates.csv', dups)
     write_csv_atomic(out/'clips.csv', clips)
     write_json_atomic(out/'stats.json', stats)
-    return stats
+    return stats | run
 
 # %% ../nbs/02_data.ipynb #6ff514b4
 @functools.lru_cache(maxsize=256)
